@@ -1,0 +1,18 @@
+"""API Lambda: API Gateway (HTTP API 2.0 or REST 1.0 proxy) -> Mangum -> taskq's FastAPI app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from mangum import Mangum
+from taskq.api import create_app
+from taskq.log import logger
+
+app = create_app()
+_adapter = Mangum(app, lifespan="off")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return dict(_adapter(event, context))

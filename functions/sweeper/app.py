@@ -1,0 +1,18 @@
+"""Sweeper Lambda (scheduled): re-sends jobs that were stored but never sent, or abandoned."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from taskq.log import logger
+from taskq.sweeper import sweep
+from taskq.wiring import services
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    report = sweep(svc.store, svc.queue, stale_after_s=svc.settings.stale_after_s)
+    logger.info("sweep finished", extra=asdict(report))
+    return asdict(report)

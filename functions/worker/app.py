@@ -1,0 +1,13 @@
+"""Worker Lambda: an SQS batch in, a partial batch response (ReportBatchItemFailures) out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskq.log import logger
+from taskq.wiring import services
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return services().worker.handle_batch(event, context)

@@ -1,0 +1,1 @@
+"""taskq: a serverless background-job queue."""

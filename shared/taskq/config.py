@@ -1,0 +1,72 @@
+"""Settings from the environment: the names of the table and queues, and limits.
+
+Lambda sets these from template.yaml; the local runners and the CLI set the same
+variables, so one reader serves every place taskq runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from taskq.errors import ConfigError
+
+DEFAULT_TASK_MODULES = ("taskq.demo_tasks",)
+MAX_ATTEMPTS_LIMIT = 10  # the queue's maxReceiveCount (12) stays above this
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    queue_url: str
+    dlq_url: str
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    task_modules: tuple[str, ...] = DEFAULT_TASK_MODULES
+    retention_days: int = 14
+    default_max_attempts: int = 3
+    stale_after_s: int = 300  # a pending job this old, never claimed, is re-sent by the sweeper
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [n for n in ("TASKQ_TABLE", "TASKQ_QUEUE_URL", "TASKQ_DLQ_URL") if not env.get(n)]
+        if missing:
+            raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
+        modules = tuple(
+            m.strip() for m in env.get("TASKQ_TASK_MODULES", "").split(",") if m.strip()
+        )
+        return cls(
+            table_name=env["TASKQ_TABLE"],
+            queue_url=env["TASKQ_QUEUE_URL"],
+            dlq_url=env["TASKQ_DLQ_URL"],
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            task_modules=modules or DEFAULT_TASK_MODULES,
+            retention_days=_int(env, "TASKQ_RETENTION_DAYS", 14, low=1, high=3650),
+            default_max_attempts=_int(
+                env, "TASKQ_DEFAULT_MAX_ATTEMPTS", 3, low=1, high=MAX_ATTEMPTS_LIMIT
+            ),
+            stale_after_s=_int(env, "TASKQ_STALE_AFTER_SECONDS", 300, low=1, high=86400),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings, read once (Lambda re-uses the process)."""
+    return Settings.from_env()

@@ -1,0 +1,118 @@
+"""The operations clients and operators call: submit, read, list, cancel, redrive.
+
+The API and the CLI call these; only store.py changes a job's status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from taskq.errors import BackendError, Conflict, IdempotencyConflict, PayloadTooLarge
+from taskq.log import logger
+from taskq.models import Job, JobRequest, Status
+from taskq.queue import JobQueue
+from taskq.store import JobStore
+from taskq.tasks import TaskRegistry
+
+# DynamoDB items are at most 400 KB; the payload may take 256 KiB (the SQS message
+# limit users know) and the rest is left for the result, history and attributes.
+PAYLOAD_MAX_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    replayed: bool  # an earlier request with the same idempotency key made this job
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        registry: TaskRegistry,
+        *,
+        default_max_attempts: int = 3,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.registry = registry
+        self.default_max_attempts = default_max_attempts
+
+    def submit(self, request: JobRequest, idempotency_key: str | None = None) -> Submitted:
+        """Validate, store (pending), then enqueue. A failed send is recovered by the sweeper."""
+        task = self.registry.get(request.task)
+        payload = task.parse(request.payload).model_dump(mode="json")
+        payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        if len(payload_json.encode()) > PAYLOAD_MAX_BYTES:
+            raise PayloadTooLarge(
+                f"payload is larger than {PAYLOAD_MAX_BYTES} bytes", field="payload"
+            )
+        max_attempts = request.max_attempts or task.policy.max_attempts or self.default_max_attempts
+        request_hash = _hash({"task": task.name, "payload": payload, "max": max_attempts})
+        job_id = _job_id(idempotency_key)
+        job, created = self.store.create(
+            job_id=job_id,
+            task=task.name,
+            payload_json=payload_json,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        if not created:
+            if idempotency_key is None:
+                raise Conflict(f"job id {job_id} collided; submit again")
+            if job.request_hash != request_hash:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was used with a different request body"
+                )
+            return Submitted(job, replayed=True)
+        self._enqueue(job)
+        return Submitted(job, replayed=False)
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        status: Status | None = None,
+        task: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        return self.store.list_jobs(status=status, task=task, limit=limit, cursor=cursor)
+
+    def cancel(self, job_id: str) -> Job:
+        """pending/retrying -> cancelled; its message, when received, is acknowledged unrun."""
+        return self.store.cancel(job_id)
+
+    def redrive(self, job_id: str, *, reset_attempts: bool = True, actor: str = "api") -> Job:
+        """failed -> pending, then enqueue: the job is safely queued before anyone deletes
+        its DLQ message (a crash in between leaves it pending, for the sweeper)."""
+        job = self.store.redrive(job_id, reset_attempts=reset_attempts, actor=actor)
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        try:
+            self.queue.send(job.id, job.task)
+        except BackendError:
+            # The job is stored: the sweeper re-sends jobs left pending this long.
+            logger.exception("enqueue failed; the sweeper will re-send", extra={"job_id": job.id})
+
+
+def _job_id(idempotency_key: str | None) -> str:
+    """Random, or derived from the idempotency key so a retried submit finds its job."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    return hashlib.sha256(f"idempotency:{idempotency_key}".encode()).hexdigest()[:32]
+
+
+def _hash(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,113 @@
+"""HTTP errors as RFC 9457 problem+json: the one place errors become status codes.
+
+No stack trace, exception class or AWS resource name ever reaches a client; the
+full error goes to the log with the request id instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from taskq.errors import (
+    BackendError,
+    Conflict,
+    IdempotencyConflict,
+    InvalidRequest,
+    JobNotFound,
+    PayloadTooLarge,
+    TaskqError,
+)
+from taskq.log import logger
+
+MEDIA_TYPE = "application/problem+json"
+
+# Most specific first: the first matching class decides.
+_STATUS: list[tuple[type[TaskqError], int, str]] = [
+    (PayloadTooLarge, 413, "payload-too-large"),
+    (InvalidRequest, 422, "invalid-request"),
+    (JobNotFound, 404, "not-found"),
+    (IdempotencyConflict, 409, "idempotency-conflict"),
+    (Conflict, 409, "conflict"),
+    (BackendError, 503, "backend-unavailable"),
+]
+
+_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": f"urn:taskq:problem:{kind or _slug(status)}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TaskqError)
+    async def taskq_error(request: Request, exc: TaskqError) -> JSONResponse:
+        for cls, status, kind in _STATUS:
+            if isinstance(exc, cls):
+                if status == 503:
+                    logger.exception("backend error")
+                    return problem(
+                        503,
+                        "storage is temporarily unavailable; retry shortly",
+                        kind=kind,
+                        headers={"Retry-After": "1"},
+                    )
+                extra: dict[str, Any] = (
+                    {"field": exc.field} if isinstance(exc, InvalidRequest) and exc.field else {}
+                )
+                return problem(status, str(exc), kind=kind, **extra)
+        logger.exception("unmapped taskq error")
+        return problem(500, "internal error", kind="internal")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return problem(
+            422, f"{first['field']}: {first['message']}", kind="invalid-request", errors=errors
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return problem(500, "internal error", kind="internal")
+
+
+def _slug(status: int) -> str:
+    return _TITLES.get(status, "error").lower().replace(" ", "-")

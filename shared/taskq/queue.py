@@ -1,0 +1,149 @@
+"""SQS: the job queue and its dead-letter queue. Messages carry only the job id and task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskq.backoff import SQS_MAX_VISIBILITY_S
+from taskq.errors import BackendError
+from taskq.models import QueueMessage
+
+SEND_BATCH_MAX = 10  # SendMessageBatch / DeleteMessageBatch take at most 10 entries
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message as it sits in the DLQ, with the reason taskq put it there (if it did)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, str]
+    reason: str | None
+
+
+class JobQueue:
+    def __init__(self, sqs: Any, queue_url: str, dlq_url: str) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.dlq_url = dlq_url
+
+    def send(self, job_id: str, task: str) -> str:
+        body = QueueMessage(job_id=job_id, task=task).model_dump_json()
+        response = self._call("send_message", QueueUrl=self.queue_url, MessageBody=body)
+        return str(response["MessageId"])
+
+    def send_many(self, jobs: Sequence[tuple[str, str]]) -> list[str]:
+        """Send several jobs' messages; returns the ids of jobs whose send failed."""
+        failed: list[str] = []
+        for start in range(0, len(jobs), SEND_BATCH_MAX):
+            chunk = jobs[start : start + SEND_BATCH_MAX]
+            entries = [
+                {"Id": str(i), "MessageBody": QueueMessage(job_id=j, task=t).model_dump_json()}
+                for i, (j, t) in enumerate(chunk)
+            ]
+            response = self._call("send_message_batch", QueueUrl=self.queue_url, Entries=entries)
+            failed.extend(chunk[int(f["Id"])][0] for f in response.get("Failed", []))
+        return failed
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a received message for `seconds`: SQS then redelivers it (the retry)."""
+        self._call(
+            "change_message_visibility",
+            QueueUrl=self.queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(int(seconds), SQS_MAX_VISIBILITY_S)),
+        )
+
+    def dead_letter(self, body: str, reason: str, attributes: dict[str, str] | None = None) -> None:
+        """Put a message in the DLQ with the reason taskq gave up on it."""
+        attrs = {"taskq-reason": reason[:1000], **(attributes or {})}
+        self._call(
+            "send_message",
+            QueueUrl=self.dlq_url,
+            MessageBody=body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value or "-"}
+                for name, value in attrs.items()
+            },
+        )
+
+    def receive_dead(
+        self, *, max_messages: int = 10, visibility_s: int = 60, wait_s: int = 0
+    ) -> list[DeadLetter]:
+        response = self._call(
+            "receive_message",
+            QueueUrl=self.dlq_url,
+            MaxNumberOfMessages=max(1, min(max_messages, 10)),
+            VisibilityTimeout=visibility_s,
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return [_dead_letter(m) for m in response.get("Messages", [])]
+
+    def release_dead(self, receipt_handles: Iterable[str]) -> None:
+        """Make DLQ messages we looked at but did not take visible again right away."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+            for i, h in enumerate(receipt_handles)
+        ]
+        for start in range(0, len(entries), SEND_BATCH_MAX):
+            self._call(
+                "change_message_visibility_batch",
+                QueueUrl=self.dlq_url,
+                Entries=entries[start : start + SEND_BATCH_MAX],
+            )
+
+    def delete_dead(self, receipt_handle: str) -> None:
+        self._call("delete_message", QueueUrl=self.dlq_url, ReceiptHandle=receipt_handle)
+
+    def depth(self, dead: bool = False) -> dict[str, int]:
+        response = self._call(
+            "get_queue_attributes",
+            QueueUrl=self.dlq_url if dead else self.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )
+        attrs = response.get("Attributes", {})
+        return {
+            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        }
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.sqs, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise BackendError(f"SQS {operation} failed: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise BackendError(f"SQS {operation} failed: {exc}") from exc
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadLetter:
+    attrs = {
+        name: value.get("StringValue", "")
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return DeadLetter(
+        message_id=message["MessageId"],
+        receipt_handle=message["ReceiptHandle"],
+        body=message.get("Body", ""),
+        attributes={**message.get("Attributes", {}), **attrs},
+        reason=attrs.get("taskq-reason"),
+    )
+
+
+def parse_body(body: str) -> QueueMessage:
+    """Parse a job message body; raises ValueError (pydantic's or json's) if it is not one."""
+    return QueueMessage.model_validate(json.loads(body))

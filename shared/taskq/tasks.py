@@ -1,0 +1,147 @@
+"""The task registry: a task is a function, the pydantic model of its payload, and a policy.
+
+Users point taskq at their own modules with TASKQ_TASK_MODULES; importing a module
+registers its tasks on the default registry through the `@task` decorator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from taskq.config import MAX_ATTEMPTS_LIMIT
+from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownTask
+from taskq.models import TASK_NAME_PATTERN
+
+_TASK_NAME_RE = re.compile(TASK_NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int | None = None  # None: the deployment's TASKQ_DEFAULT_MAX_ATTEMPTS
+    backoff_base_s: float = 2.0
+    backoff_cap_s: float = 300.0
+    timeout_s: float = 20.0
+    # Exceptions that retrying cannot cure; PermanentError is always among them.
+    permanent: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise ConfigError(f"max_attempts must be 1..{MAX_ATTEMPTS_LIMIT}")
+        if self.backoff_base_s <= 0 or self.backoff_cap_s < self.backoff_base_s:
+            raise ConfigError("backoff needs 0 < base <= cap")
+        if self.timeout_s <= 0:
+            raise ConfigError("timeout_s must be positive")
+
+    def is_permanent(self, exc: BaseException) -> bool:
+        return isinstance(exc, (PermanentError, *self.permanent))
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a running task may know about its job."""
+
+    job_id: str
+    task: str
+    attempt: int
+    max_attempts: int
+
+
+TaskFn = Callable[[Any, JobContext], Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    fn: TaskFn
+    payload_model: type[BaseModel]
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def parse(self, payload: Any) -> BaseModel:
+        """Validate a payload, naming the offending field in the error."""
+        try:
+            return self.payload_model.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in ("payload", *first["loc"]))
+            raise InvalidRequest(f"{where}: {first['msg']}", field=where) from None
+
+    def schema(self) -> dict[str, Any]:
+        return self.payload_model.model_json_schema()
+
+
+class TaskRegistry:
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        payload: type[BaseModel] | None = None,
+        max_attempts: int | None = None,
+        backoff_base_s: float = 2.0,
+        backoff_cap_s: float = 300.0,
+        timeout_s: float = 20.0,
+        permanent: tuple[type[BaseException], ...] = (),
+    ) -> Callable[[TaskFn], TaskFn]:
+        """Register `fn(payload, ctx)` as a task. The payload model defaults to fn's annotation."""
+
+        def register(fn: TaskFn) -> TaskFn:
+            task_name = name or fn.__name__
+            model = payload or _payload_annotation(fn)
+            policy = RetryPolicy(max_attempts, backoff_base_s, backoff_cap_s, timeout_s, permanent)
+            self.add(Task(task_name, fn, model, policy))
+            return fn
+
+        return register
+
+    def add(self, task: Task) -> None:
+        if not _TASK_NAME_RE.match(task.name):
+            raise ConfigError(f"invalid task name {task.name!r}")
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing.fn is not task.fn:
+            raise ConfigError(f"task {task.name!r} is registered twice")
+        self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(f"unknown task {name!r}", field="task") from None
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(sorted(self._tasks.values(), key=lambda t: t.name))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+def _payload_annotation(fn: TaskFn) -> type[BaseModel]:
+    params = list(inspect.signature(fn, eval_str=True).parameters.values())
+    hint = params[0].annotation if params else inspect.Parameter.empty
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return hint
+    raise ConfigError(f"task {fn.__name__}: annotate its first parameter with a pydantic model")
+
+
+default_registry = TaskRegistry()
+task = default_registry.task
+
+
+def load_tasks(modules: Iterable[str], registry: TaskRegistry = default_registry) -> TaskRegistry:
+    """Import the configured task modules; their `@task` decorators fill the registry."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import task module {module!r}: {exc}") from exc
+    if not len(registry):
+        raise ConfigError("no tasks registered: check TASKQ_TASK_MODULES")
+    return registry

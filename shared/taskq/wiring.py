@@ -1,0 +1,49 @@
+"""Builds the store, queue, registry and services once per process from the settings.
+
+Lambda keeps the process warm between invocations, so clients and the task registry
+are created on first use and then re-used; tests pass their own pieces instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from taskq import aws
+from taskq.config import Settings, settings
+from taskq.jobs import JobService
+from taskq.queue import JobQueue
+from taskq.store import JobStore
+from taskq.tasks import TaskRegistry, load_tasks
+from taskq.worker import Worker
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: JobStore
+    queue: JobQueue
+    registry: TaskRegistry
+    jobs: JobService
+    worker: Worker
+
+
+def build(config: Settings) -> Services:
+    dynamodb = aws.client("dynamodb", config.region, config.endpoint_url)
+    sqs = aws.client("sqs", config.region, config.endpoint_url)
+    store = JobStore(config.table_name, dynamodb, retention_days=config.retention_days)
+    queue = JobQueue(sqs, config.queue_url, config.dlq_url)
+    registry = load_tasks(config.task_modules)
+    return Services(
+        settings=config,
+        store=store,
+        queue=queue,
+        registry=registry,
+        jobs=JobService(store, queue, registry, default_max_attempts=config.default_max_attempts),
+        worker=Worker(store, queue, registry),
+    )
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    return build(settings())
