@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,6 +25,8 @@ from taskq.models import Event, Job, Status
 Item = dict[str, Any]
 ERROR_MAX_CHARS = 2000  # keep one error from eating the 400 KB item budget
 LIST_LIMIT_MAX = 100
+BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
+BATCH_GET_TRIES = 5
 
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -306,23 +308,34 @@ class JobStore:
         )
 
     def redrive(self, job_id: str, *, reset_attempts: bool = True, actor: str = "operator") -> Job:
-        """failed -> pending, optionally with a fresh attempt budget."""
+        """failed -> pending. By default with a fresh attempt budget; when keeping the
+        count, an exhausted budget grows by one so the job can run at all."""
         now = self.clock()
-        reset = ", attempt = :zero" if reset_attempts else ""
+        values: Item = {
+            ":pending": {"S": Status.PENDING},
+            ":failed": {"S": Status.FAILED},
+            ":iso": {"S": iso(now)},
+            ":ev": {"L": [_event("redriven", now, detail=actor, reset=reset_attempts)]},
+        }
+        if reset_attempts:
+            budget = ", attempt = :zero"
+            # Two operators redriving at once: only one resets the job.
+            condition = "#s = :failed"
+            values[":zero"] = {"N": "0"}
+        else:
+            seen = self.get(job_id)
+            budget = ", max_attempts = :max"
+            # The budget is computed from the attempt count read just before.
+            condition = "#s = :failed AND attempt = :seen"
+            values[":seen"] = {"N": str(seen.attempt)}
+            values[":max"] = {"N": str(max(seen.max_attempts, seen.attempt + 1))}
         return self._transition(
             job_id,
             "redrive",
-            update=f"SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
-            f"{reset} REMOVE expires_at, lease_until, run_after",
-            # Two operators redriving at once: only one resets the job.
-            condition="#s = :failed",
-            values={
-                ":pending": {"S": Status.PENDING},
-                ":failed": {"S": Status.FAILED},
-                ":iso": {"S": iso(now)},
-                ":ev": {"L": [_event("redriven", now, detail=actor, reset=reset_attempts)]},
-                **({":zero": {"N": "0"}} if reset_attempts else {}),
-            },
+            update="SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
+            f"{budget} REMOVE expires_at, lease_until, run_after",
+            condition=condition,
+            values=values,
         )
 
     def mark_requeued(self, job: Job, reason: str) -> Job:
@@ -344,6 +357,63 @@ class JobStore:
                 ":ev": {"L": [_event("requeued", now, detail=reason)]},
             },
         )
+
+    # --- operator reads (the CLI's stats and DLQ listing) ---------------------------
+
+    def count_by_status(self, status: Status) -> int:
+        """Unexpired jobs in `status`, by a COUNT Query on the status index (never a Scan).
+
+        Select=COUNT returns no items, but DynamoDB still pages every 1 MB read, so the
+        pages are summed; Count is taken after the filter, so expired leftovers that TTL
+        has not removed yet are not counted (as reads treat them as gone).
+        """
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_status",
+            "KeyConditionExpression": "#s = :s",
+            "FilterExpression": "attribute_not_exists(expires_at) OR expires_at > :now",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":s": {"S": str(status)},
+                ":now": {"N": str(int(self.clock()))},
+            },
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            page = self._call_raw("query", args)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def find_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
+        """The unexpired jobs among `job_ids`, by id; missing ones are simply absent.
+
+        One BatchGetItem per 100 ids instead of a GetItem each: listing a DLQ of a few
+        hundred messages stays a handful of calls. Reads are consistent, like find's,
+        so a job failed a moment ago is seen as failed. Keys DynamoDB leaves
+        unprocessed (throttling) are asked again, with a short pause, a few times.
+        """
+        wanted = list(dict.fromkeys(job_ids))
+        found: dict[str, Job] = {}
+        now = self.clock()
+        for start in range(0, len(wanted), BATCH_GET_MAX):
+            keys = [_key(job_id) for job_id in wanted[start : start + BATCH_GET_MAX]]
+            request: Item = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(BATCH_GET_TRIES):
+                response = self._call_raw("batch_get_item", {"RequestItems": request})
+                for item in response.get("Responses", {}).get(self.table, []):
+                    if not is_expired(_num(item, "expires_at"), now):
+                        job = to_job(item)
+                        found[job.id] = job
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise BackendError("DynamoDB batch_get_item left keys unprocessed; retry later")
+        return found
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -553,3 +623,4 @@ def decode_cursor(cursor: str, index: str, key_attr: str) -> Item:
     ):
         raise invalid
     return {name: {"S": value} for name, value in keys.items()}
+

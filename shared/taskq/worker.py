@@ -9,6 +9,7 @@ queue's visibility timeout, and its maxReceiveCount is the last safety net).
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,11 +47,13 @@ class Worker:
         registry: TaskRegistry,
         *,
         clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.queue = queue
         self.registry = registry
         self.clock = clock
+        self.rand = rand  # the backoff's jitter; tests pin it
 
     def handle_batch(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """The Lambda entry point's body: a partial batch response for an SQS event."""
@@ -134,7 +137,7 @@ class Worker:
 
     def _retry(self, record: SQSRecord, job: Job, task: Task, error: str) -> None:
         policy = task.policy
-        delay = retry_delay(job.attempt, policy.backoff_base_s, policy.backoff_cap_s)
+        delay = retry_delay(job.attempt, policy.backoff_base_s, policy.backoff_cap_s, self.rand)
         try:
             self.store.retry(job.id, job.attempt, error, delay)
         except InvalidTransition:

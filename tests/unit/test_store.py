@@ -1,0 +1,252 @@
+"""Every transition, and every illegal one refused, against moto's DynamoDB (in-process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taskq.errors import InvalidRequest, InvalidTransition, JobNotFound
+from taskq.models import Job, Status
+from taskq.store import JobStore, decode_cursor, encode_cursor
+from tests.unit.conftest import FakeClock
+
+JOB_ID = "0" * 31 + "1"
+
+
+def make(store: JobStore, job_id: str = JOB_ID, max_attempts: int = 3, **kwargs: str) -> Job:
+    job, created = store.create(
+        job_id=job_id,
+        task=kwargs.get("task", "echo"),
+        payload_json=json.dumps({"n": 1}),
+        max_attempts=max_attempts,
+        request_hash=kwargs.get("request_hash"),
+    )
+    assert created
+    return job
+
+
+def test_create_stores_a_pending_job_with_its_first_event(store: JobStore) -> None:
+    job = make(store)
+    assert job.status == Status.PENDING and job.attempt == 0
+    read = store.get(JOB_ID)
+    assert read == job
+    assert [e.kind for e in read.events] == ["pending"]
+
+
+def test_create_with_an_existing_id_returns_the_existing_job(store: JobStore) -> None:
+    first = make(store, request_hash="a")
+    again, created = store.create(
+        job_id=JOB_ID, task="echo", payload_json="{}", max_attempts=3, request_hash="b"
+    )
+    assert not created
+    assert again.request_hash == first.request_hash == "a"
+
+
+def test_happy_path_claim_then_complete(store: JobStore, clock: FakeClock) -> None:
+    make(store)
+    running = store.claim(JOB_ID, lease_until=clock() + 30)
+    assert running.status == Status.RUNNING and running.attempt == 1
+    done = store.complete(JOB_ID, 1, json.dumps({"ok": True}))
+    assert done.status == Status.COMPLETED
+    assert done.result == {"ok": True}
+    assert done.expires_at is not None and done.expires_at > clock()
+    assert done.lease_until is None
+    assert [(e.kind, e.attempt) for e in done.events] == [
+        ("pending", 0), ("running", 1), ("completed", 1),
+    ]  # fmt: skip
+
+
+def test_a_finished_job_cannot_be_claimed_or_completed_again(
+    store: JobStore, clock: FakeClock
+) -> None:
+    make(store)
+    store.claim(JOB_ID, clock() + 30)
+    store.complete(JOB_ID, 1, "1")
+    with pytest.raises(InvalidTransition) as info:
+        store.claim(JOB_ID, clock() + 30)
+    assert info.value.current == "completed"
+    with pytest.raises(InvalidTransition):
+        store.complete(JOB_ID, 1, "2")
+    assert store.get(JOB_ID).result == 1
+
+
+def test_a_live_lease_blocks_a_second_claim_and_a_lapsed_one_allows_it(
+    store: JobStore, clock: FakeClock
+) -> None:
+    make(store)
+    store.claim(JOB_ID, clock() + 30)
+    with pytest.raises(InvalidTransition):
+        store.claim(JOB_ID, clock() + 30)
+    clock.advance(31)
+    second = store.claim(JOB_ID, clock() + 30)
+    assert second.attempt == 2
+
+
+def test_the_attempt_number_fences_a_stale_worker(store: JobStore, clock: FakeClock) -> None:
+    make(store)
+    store.claim(JOB_ID, clock() + 30)
+    clock.advance(31)
+    store.claim(JOB_ID, clock() + 30)  # attempt 2 takes over
+    for stale in (
+        lambda: store.complete(JOB_ID, 1, "1"),
+        lambda: store.retry(JOB_ID, 1, "boom", 5),
+        lambda: store.fail(JOB_ID, 1, "boom"),
+    ):
+        with pytest.raises(InvalidTransition):
+            stale()
+    assert store.complete(JOB_ID, 2, "2").result == 2
+
+
+def test_retry_waits_for_its_delay_before_the_next_claim(store: JobStore, clock: FakeClock) -> None:
+    make(store)
+    store.claim(JOB_ID, clock() + 30)
+    retrying = store.retry(JOB_ID, 1, "RetryableError: once", 10)
+    assert retrying.status == Status.RETRYING
+    assert retrying.run_after == pytest.approx(clock() + 10)
+    assert retrying.events[-1].delay_s == 10 and retrying.events[-1].error
+    with pytest.raises(InvalidTransition):
+        store.claim(JOB_ID, clock() + 30)  # too early
+    clock.advance(10)
+    assert store.claim(JOB_ID, clock() + 30).attempt == 2
+
+
+def test_no_claim_beyond_the_attempt_budget(store: JobStore, clock: FakeClock) -> None:
+    make(store, max_attempts=1)
+    store.claim(JOB_ID, clock() + 30)
+    clock.advance(60)  # the worker died: lease lapsed, but no attempts remain
+    with pytest.raises(InvalidTransition):
+        store.claim(JOB_ID, clock() + 30)
+    failed = store.fail_abandoned(JOB_ID, 1)
+    assert failed.status == Status.FAILED and "lease expired" in (failed.error or "")
+
+
+def test_fail_abandoned_refuses_a_live_lease(store: JobStore, clock: FakeClock) -> None:
+    make(store, max_attempts=1)
+    store.claim(JOB_ID, clock() + 30)
+    with pytest.raises(InvalidTransition):
+        store.fail_abandoned(JOB_ID, 1)
+
+
+def test_cancel_only_from_pending_or_retrying(store: JobStore, clock: FakeClock) -> None:
+    make(store)
+    assert store.cancel(JOB_ID).status == Status.CANCELLED
+    with pytest.raises(InvalidTransition):
+        store.cancel(JOB_ID)
+    with pytest.raises(InvalidTransition):
+        store.claim(JOB_ID, clock() + 30)
+
+    other = "0" * 31 + "2"
+    make(store, other)
+    store.claim(other, clock() + 30)
+    with pytest.raises(InvalidTransition) as info:
+        store.cancel(other)
+    assert info.value.current == "running"
+    store.retry(other, 1, "x", 5)
+    assert store.cancel(other).status == Status.CANCELLED
+
+
+def test_redrive_resets_a_failed_job(store: JobStore, clock: FakeClock) -> None:
+    make(store, max_attempts=1)
+    with pytest.raises(InvalidTransition):
+        store.redrive(JOB_ID)  # only failed jobs
+    store.claim(JOB_ID, clock() + 30)
+    failed = store.fail(JOB_ID, 1, "PermanentError: no")
+    assert failed.expires_at is not None
+    pending = store.redrive(JOB_ID, actor="alice")
+    assert pending.status == Status.PENDING and pending.attempt == 0
+    assert pending.expires_at is None
+    assert pending.events[-1].kind == "redriven" and pending.events[-1].detail == "alice"
+    with pytest.raises(InvalidTransition):
+        store.redrive(JOB_ID)  # a second operator loses the race
+    again = store.claim(JOB_ID, clock() + 30)
+    assert again.attempt == 1
+    assert [e.attempt for e in again.events] == [0, 1, 1, 0, 1]
+
+
+def test_redrive_keeping_attempts_grants_one_more(store: JobStore, clock: FakeClock) -> None:
+    make(store, max_attempts=2)
+    for attempt in (1, 2):
+        store.claim(JOB_ID, clock() + 30)
+        if attempt == 1:
+            store.retry(JOB_ID, 1, "x", 1)
+            clock.advance(2)
+    store.fail(JOB_ID, 2, "x (attempts exhausted)")
+    pending = store.redrive(JOB_ID, reset_attempts=False)
+    assert (pending.attempt, pending.max_attempts) == (2, 3)
+    assert store.claim(JOB_ID, clock() + 30).attempt == 3
+
+
+def test_transitions_on_a_missing_job(store: JobStore, clock: FakeClock) -> None:
+    with pytest.raises(JobNotFound):
+        store.claim(JOB_ID, clock() + 30)
+    with pytest.raises(JobNotFound):
+        store.cancel(JOB_ID)
+    with pytest.raises(JobNotFound):
+        store.get(JOB_ID)
+
+
+def test_expired_jobs_read_as_gone_and_their_id_can_be_reused(
+    store: JobStore, clock: FakeClock
+) -> None:
+    make(store)
+    store.claim(JOB_ID, clock() + 30)
+    done = store.complete(JOB_ID, 1, "1")
+    assert done.expires_at is not None
+    clock.now = done.expires_at + 1  # moto never deletes: reads must check
+    assert store.find(JOB_ID) is None
+    with pytest.raises(JobNotFound):
+        store.cancel(JOB_ID)
+    jobs, _ = store.list_jobs(status=Status.COMPLETED)
+    assert jobs == []
+    assert make(store).status == Status.PENDING
+
+
+def test_list_pages_newest_first_with_a_cursor(store: JobStore, clock: FakeClock) -> None:
+    ids = [f"{n:032x}" for n in range(1, 8)]
+    for job_id in ids:
+        make(store, job_id, task="echo")
+        clock.advance(1)
+    make(store, "f" * 32, task="other")
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page, cursor = store.list_jobs(task="echo", limit=3, cursor=cursor)
+        assert len(page) <= 3
+        seen += [j.id for j in page]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    both, _ = store.list_jobs(status=Status.PENDING, task="other")
+    assert [j.id for j in both] == ["f" * 32]
+
+
+def test_list_needs_a_filter(store: JobStore) -> None:
+    with pytest.raises(InvalidRequest):
+        store.list_jobs()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["", "not base64 !!", "e30", "x" * 2000, encode_cursor("by_task", {"id": {"S": "a"}})],
+)
+def test_hostile_cursors_are_refused(cursor: str) -> None:
+    with pytest.raises(InvalidRequest):
+        decode_cursor(cursor or "=", "by_status", "status")
+
+
+def test_a_cursor_round_trips() -> None:
+    key = {"id": {"S": "a"}, "status": {"S": "pending"}, "created_at": {"S": "t"}}
+    assert decode_cursor(encode_cursor("by_status", key), "by_status", "status") == key
+
+
+def test_stalled_and_requeue_marks_once(store: JobStore, clock: FakeClock) -> None:
+    make(store)
+    assert store.stalled(Status.PENDING, before=clock() - 300) == []
+    clock.advance(301)
+    [stale] = store.stalled(Status.PENDING, before=clock() - 300)
+    store.mark_requeued(stale, "pending and never claimed")
+    with pytest.raises(InvalidTransition):
+        store.mark_requeued(stale, "a second sweeper with the same read")
+    assert store.stalled(Status.PENDING, before=clock() - 300) == []
+    assert store.get(JOB_ID).events[-1].kind == "requeued"
