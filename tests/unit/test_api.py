@@ -1,0 +1,164 @@
+"""The FastAPI app in-process (moto's in-process mock behind it): routes and problem+json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from taskq.api import BODY_MAX_BYTES, create_app
+from taskq.wiring import Services, services
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    app = create_app()
+    app.dependency_overrides[services_dep()] = lambda: services
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def services_dep():  # type: ignore[no-untyped-def]
+    return services
+
+
+def assert_problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "Traceback" not in response.text
+    return body  # type: ignore[no-any-return]
+
+
+def test_submit_returns_202_with_location(client: TestClient) -> None:
+    response = client.post("/jobs", json={"task": "echo", "payload": {"message": "hi"}})
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert job["status"] == "pending" and job["attempts"] == 0 and job["max_attempts"] == 3
+    read = client.get(response.headers["location"]).json()
+    assert read["payload"] == {"message": "hi"}
+    events = client.get(f"/jobs/{job['id']}/events").json()["events"]
+    assert [e["kind"] for e in events] == ["pending"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"task": "nope"}, "task"),
+        ({"task": "sleep", "payload": {"seconds": "long"}}, "payload.seconds"),
+        ({"task": "sleep", "payload": {}}, "payload.seconds"),
+        ({"task": "echo", "payload": [1, 2]}, "body.payload"),
+        ({"task": "echo", "max_attempts": 99}, "body.max_attempts"),
+        ({"payload": {}}, "body.task"),
+        ({"task": "echo", "surprise": 1}, "body.surprise"),
+        ({"task": "../etc/passwd"}, "body.task"),
+    ],
+)
+def test_invalid_jobs_get_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
+    problem = assert_problem(client.post("/jobs", json=body), 422)
+    assert field in json.dumps(problem)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"", b"[]", b'{"task": "echo"', '{"task": "\u0000"}'.encode()]
+)
+def test_malformed_bodies_get_422(client: TestClient, raw: bytes) -> None:
+    assert_problem(
+        client.post("/jobs", content=raw, headers={"content-type": "application/json"}), 422
+    )
+
+
+def test_deeply_nested_json_is_refused_cleanly(client: TestClient) -> None:
+    deep = '{"task": "echo", "payload": {"x": ' + "[" * 5000 + "]" * 5000 + "}}"
+    response = client.post("/jobs", content=deep, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_oversized_bodies_and_payloads_get_413(client: TestClient) -> None:
+    big = {"task": "echo", "payload": {"blob": "x" * (BODY_MAX_BYTES + 1)}}
+    assert_problem(client.post("/jobs", json=big), 413)
+    payload_over_limit = {"task": "echo", "payload": {"blob": "x" * (260 * 1024)}}
+    assert_problem(client.post("/jobs", json=payload_over_limit), 413)
+
+
+def test_idempotency_key(client: TestClient) -> None:
+    body = {"task": "echo", "payload": {"n": 1}}
+    first = client.post("/jobs", json=body, headers={"Idempotency-Key": "order-42"})
+    again = client.post("/jobs", json=body, headers={"Idempotency-Key": "order-42"})
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = client.post(
+        "/jobs", json={"task": "echo", "payload": {"n": 2}}, headers={"Idempotency-Key": "order-42"}
+    )
+    assert_problem(other, 409)
+    assert client.post("/jobs", json=body).json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize("key", ["", "has space", "ü".encode(), "x" * 129, "semi;colon"])
+def test_invalid_idempotency_keys(client: TestClient, key: str | bytes) -> None:
+    response = client.post("/jobs", json={"task": "echo"}, headers={"Idempotency-Key": key})
+    assert_problem(response, 422)
+
+
+@pytest.mark.parametrize("job_id", ["abc", "0" * 33, "G" * 32, "../../x"])
+def test_invalid_job_ids(client: TestClient, job_id: str) -> None:
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code in (404, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_unknown_job_is_404(client: TestClient) -> None:
+    assert_problem(client.get("/jobs/" + "a" * 32), 404)
+    assert_problem(client.get("/jobs/" + "a" * 32 + "/events"), 404)
+    assert_problem(client.post("/jobs/" + "a" * 32 + "/cancel"), 404)
+
+
+def test_cancel(client: TestClient) -> None:
+    job = client.post("/jobs", json={"task": "echo"}).json()
+    cancelled = client.post(f"/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    problem = assert_problem(client.post(f"/jobs/{job['id']}/cancel"), 409)
+    assert "cancelled" in problem["detail"]
+
+
+def test_listing_pages(client: TestClient) -> None:
+    ids = {client.post("/jobs", json={"task": "fail", "payload": {"times": 0}}).json()["id"]
+           for _ in range(5)}  # fmt: skip
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params = {"task": "fail", "limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/jobs", params=params).json()
+        seen += [j["id"] for j in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert set(seen) == ids and len(seen) == len(ids)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"status": "bogus"}, {"status": "pending", "limit": 0}, {"status": "pending", "limit": 101},
+     {"status": "pending", "cursor": "garbage"}],
+)  # fmt: skip
+def test_listing_rejects_bad_queries(client: TestClient, params: dict) -> None:
+    assert_problem(client.get("/jobs", params=params), 422)
+
+
+def test_tasks_and_health(client: TestClient) -> None:
+    tasks = {t["name"]: t for t in client.get("/tasks").json()}
+    assert {"echo", "sleep", "fail"} <= set(tasks)
+    assert tasks["sleep"]["payload_schema"]["required"] == ["seconds"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/openapi.json").json()["info"]["title"] == "taskq"
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
+    assert_problem(client.get("/nope"), 404)
+    assert_problem(client.delete("/jobs"), 405)
