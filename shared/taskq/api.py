@@ -10,9 +10,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskq import problems
 from taskq.errors import InvalidRequest
+from taskq.jobs import Submitted
 from taskq.models import (
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
+    BatchItemResult,
+    BatchOut,
+    BatchRequest,
     EventsOut,
     JobOut,
     JobPage,
@@ -111,6 +115,28 @@ def create_app() -> FastAPI:
             response.headers["Idempotent-Replayed"] = "true"
         return JobOut.of(submitted.job)
 
+    @app.post("/jobs:batch", status_code=202, response_model=BatchOut, responses={413: PROBLEM})
+    def submit_batch(batch: BatchRequest, response: Response, svc: ServicesDep) -> BatchOut:
+        """Up to 100 jobs in one request; each item succeeds or fails on its own.
+
+        202 when at least one job was accepted, 422 when none was; per-item outcomes
+        carry the status and problem each would have got alone.
+        """
+        outcomes = svc.jobs.submit_many(
+            [(JobRequest(task=i.task, payload=i.payload, max_attempts=i.max_attempts),
+              i.idempotency_key) for i in batch.jobs]
+        )  # fmt: skip
+        items = [
+            BatchItemResult(index=n, status=202, job=JobOut.of(o.job))
+            if isinstance(o, Submitted)
+            else BatchItemResult(index=n, status=(p := problems.describe(o))["status"], problem=p)
+            for n, o in enumerate(outcomes)
+        ]
+        accepted = sum(item.status == 202 for item in items)
+        if not accepted:
+            response.status_code = 422
+        return BatchOut(accepted=accepted, rejected=len(items) - accepted, items=items)
+
     @app.get("/jobs", response_model=JobPage)
     def list_jobs(
         svc: ServicesDep,
@@ -137,6 +163,11 @@ def create_app() -> FastAPI:
     def cancel_job(job_id: JobIdParam, svc: ServicesDep) -> JobOut:
         """Only a pending or retrying job can be cancelled; a running one answers 409."""
         return JobOut.of(svc.jobs.cancel(job_id))
+
+    @app.post("/jobs/{job_id}/retry", response_model=JobOut, responses={404: PROBLEM, 409: PROBLEM})
+    def retry_job(job_id: JobIdParam, svc: ServicesDep) -> JobOut:
+        """Run a failed job again with a fresh attempt budget (its DLQ message becomes stale)."""
+        return JobOut.of(svc.jobs.redrive(job_id, actor="api"))
 
     @app.get("/tasks", response_model=list[TaskInfo])
     def list_tasks(svc: ServicesDep) -> list[TaskInfo]:

@@ -8,14 +8,21 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from taskq.errors import BackendError, Conflict, IdempotencyConflict, PayloadTooLarge
+from taskq.errors import (
+    BackendError,
+    Conflict,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    TaskqError,
+)
 from taskq.log import logger
 from taskq.models import Job, JobRequest, Status
 from taskq.queue import JobQueue
-from taskq.store import JobStore
+from taskq.store import JobStore, NewJob
 from taskq.tasks import TaskRegistry
 
 # DynamoDB items are at most 400 KB; the payload may take 256 KiB (the SQS message
@@ -45,6 +52,49 @@ class JobService:
 
     def submit(self, request: JobRequest, idempotency_key: str | None = None) -> Submitted:
         """Validate, store (pending), then enqueue. A failed send is recovered by the sweeper."""
+        submitted = self._store_one(self._prepare(request, idempotency_key))
+        if not submitted.replayed:
+            self._enqueue(submitted.job)
+        return submitted
+
+    def submit_many(
+        self, requests: Sequence[tuple[JobRequest, str | None]]
+    ) -> list[Submitted | TaskqError]:
+        """Submit a batch, item by item in outcome: each gets its job or its own error.
+
+        Jobs without an idempotency key are written with BatchWriteItem and sent with
+        SendMessageBatch, which is what makes a batch cheaper than single submits.
+        """
+        outcomes: list[Submitted | TaskqError] = []
+        fresh: list[tuple[int, NewJob]] = []
+        for index, (request, key) in enumerate(requests):
+            try:
+                new = self._prepare(request, key)
+                outcomes.append(self._store_one(new) if key else Conflict("not stored yet"))
+                if not key:
+                    fresh.append((index, new))
+            except TaskqError as exc:
+                outcomes.append(exc)
+        try:
+            created = self.store.create_many([new for _, new in fresh])
+        except TaskqError as exc:
+            for index, _ in fresh:
+                outcomes[index] = exc
+            created = []
+        for (index, _), job in zip(fresh, created, strict=False):
+            outcomes[index] = Submitted(job, replayed=False)
+        to_send = [o.job for o in outcomes if isinstance(o, Submitted) and not o.replayed]
+        try:
+            unsent = self.queue.send_many([(job.id, job.task) for job in to_send])
+        except BackendError:
+            unsent = [job.id for job in to_send]
+        if unsent:
+            logger.error(
+                "batch enqueue incomplete; the sweeper will re-send", extra={"jobs": unsent}
+            )
+        return outcomes
+
+    def _prepare(self, request: JobRequest, idempotency_key: str | None) -> NewJob:
         task = self.registry.get(request.task)
         payload = task.parse(request.payload).model_dump(mode="json")
         payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
@@ -53,26 +103,24 @@ class JobService:
                 f"payload is larger than {PAYLOAD_MAX_BYTES} bytes", field="payload"
             )
         max_attempts = request.max_attempts or task.policy.max_attempts or self.default_max_attempts
-        request_hash = _hash({"task": task.name, "payload": payload, "max": max_attempts})
-        job_id = _job_id(idempotency_key)
-        job, created = self.store.create(
-            job_id=job_id,
+        return NewJob(
+            job_id=_job_id(idempotency_key),
             task=task.name,
             payload_json=payload_json,
             max_attempts=max_attempts,
             idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            request_hash=_hash({"task": task.name, "payload": payload, "max": max_attempts}),
         )
-        if not created:
-            if idempotency_key is None:
-                raise Conflict(f"job id {job_id} collided; submit again")
-            if job.request_hash != request_hash:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was used with a different request body"
-                )
-            return Submitted(job, replayed=True)
-        self._enqueue(job)
-        return Submitted(job, replayed=False)
+
+    def _store_one(self, new: NewJob) -> Submitted:
+        job, created = self.store.create(new)
+        if created:
+            return Submitted(job, replayed=False)
+        if new.idempotency_key is None:
+            raise Conflict(f"job id {new.job_id} collided; submit again")
+        if job.request_hash != new.request_hash:
+            raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
+        return Submitted(job, replayed=True)
 
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id)

@@ -93,6 +93,20 @@ class JobRequest(BaseModel):
     )
 
 
+class BatchItem(JobRequest):
+    """One job of POST /jobs:batch; the idempotency key travels inside the item."""
+
+    idempotency_key: Annotated[str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN)] | None = (
+        None
+    )
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[BatchItem] = Field(min_length=1, max_length=100)
+
+
 class JobOut(BaseModel):
     """A job as the API shows it."""
 
@@ -130,6 +144,19 @@ class JobOut(BaseModel):
 class JobPage(BaseModel):
     items: list[JobOut]
     next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page")
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int = Field(description="202, or the HTTP status this item alone would have got")
+    job: JobOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    rejected: int
+    items: list[BatchItemResult]
 
 
 class EventsOut(BaseModel):

@@ -49,6 +49,18 @@ _TITLES = {
 }
 
 
+def problem_body(
+    status: int, detail: str, *, kind: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": f"urn:taskq:problem:{kind or _slug(status)}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+
+
 def problem(
     status: int,
     detail: str,
@@ -57,35 +69,34 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body = {
-        "type": f"urn:taskq:problem:{kind or _slug(status)}",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
+    body = problem_body(status, detail, kind=kind, **extra)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def describe(exc: TaskqError) -> dict[str, Any]:
+    """The problem body for a taskq error (also used per item in batch answers)."""
+    for cls, status, kind in _STATUS:
+        if isinstance(exc, cls):
+            if status == 503:
+                logger.exception("backend error")
+                return problem_body(status, "storage is temporarily unavailable; retry shortly",
+                                    kind=kind)  # fmt: skip
+            extra: dict[str, Any] = (
+                {"field": exc.field} if isinstance(exc, InvalidRequest) and exc.field else {}
+            )
+            return problem_body(status, str(exc), kind=kind, **extra)
+    logger.exception("unmapped taskq error")
+    return problem_body(500, "internal error", kind="internal")
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(TaskqError)
     async def taskq_error(request: Request, exc: TaskqError) -> JSONResponse:
-        for cls, status, kind in _STATUS:
-            if isinstance(exc, cls):
-                if status == 503:
-                    logger.exception("backend error")
-                    return problem(
-                        503,
-                        "storage is temporarily unavailable; retry shortly",
-                        kind=kind,
-                        headers={"Retry-After": "1"},
-                    )
-                extra: dict[str, Any] = (
-                    {"field": exc.field} if isinstance(exc, InvalidRequest) and exc.field else {}
-                )
-                return problem(status, str(exc), kind=kind, **extra)
-        logger.exception("unmapped taskq error")
-        return problem(500, "internal error", kind="internal")
+        body = describe(exc)
+        headers = {"Retry-After": "1"} if body["status"] == 503 else None
+        return JSONResponse(
+            body, status_code=body["status"], media_type=MEDIA_TYPE, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,8 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -23,6 +24,7 @@ from taskq.errors import BackendError, InvalidRequest, InvalidTransition, JobNot
 from taskq.models import Event, Job, Status
 
 Item = dict[str, Any]
+BATCH_WRITE_MAX = 25  # BatchWriteItem's limit per call
 ERROR_MAX_CHARS = 2000  # keep one error from eating the 400 KB item budget
 LIST_LIMIT_MAX = 100
 BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
@@ -138,37 +140,14 @@ class JobStore:
 
     # --- transitions ---------------------------------------------------------------
 
-    def create(
-        self,
-        *,
-        job_id: str,
-        task: str,
-        payload_json: str,
-        max_attempts: int,
-        idempotency_key: str | None = None,
-        request_hash: str | None = None,
-    ) -> tuple[Job, bool]:
+    def create(self, new: NewJob) -> tuple[Job, bool]:
         """Store a new pending job. Returns (job, created); created is False when the id exists.
 
         An existing, unexpired job with this id is returned untouched (the caller
         decides whether that is an idempotent replay or a conflict).
         """
         now = self.clock()
-        item: Item = {
-            "id": {"S": job_id},
-            "task": {"S": task},
-            "payload": {"S": payload_json},
-            "status": {"S": Status.PENDING},
-            "attempt": {"N": "0"},
-            "max_attempts": {"N": str(max_attempts)},
-            "created_at": {"S": iso(now)},
-            "updated_at": {"S": iso(now)},
-            "events": {"L": [_event(Status.PENDING, now)]},
-        }
-        if idempotency_key:
-            item["idempotency_key"] = {"S": idempotency_key}
-        if request_hash:
-            item["request_hash"] = {"S": request_hash}
+        item = _new_item(new, now)
         try:
             self._call(
                 "put_item",
@@ -180,18 +159,38 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ConditionFailed as failed:
-            existing = failed.item or self._raw(job_id)
+            existing = failed.item or self._raw(new.job_id)
             if existing is None:  # deleted between the two calls: try once more
-                return self.create(
-                    job_id=job_id,
-                    task=task,
-                    payload_json=payload_json,
-                    max_attempts=max_attempts,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                )
+                return self.create(new)
             return to_job(existing), False
         return to_job(item), True
+
+    def create_many(self, news: Sequence[NewJob]) -> list[Job]:
+        """Store many new pending jobs with BatchWriteItem (25 a call).
+
+        Only for random ids (uuid4: 122 random bits), which cannot already exist:
+        BatchWriteItem takes no condition, so jobs with idempotency keys go through
+        create() one by one instead.
+        """
+        if any(new.idempotency_key for new in news):
+            raise ValueError("create_many is for jobs without an idempotency key")
+        now = self.clock()
+        items = [_new_item(new, now) for new in news]
+        for start in range(0, len(items), BATCH_WRITE_MAX):
+            requests = [
+                {"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_MAX]
+            ]
+            for attempt in range(8):
+                response = self._call_raw(
+                    "batch_write_item", {"RequestItems": {self.table: requests}}
+                )
+                requests = response.get("UnprocessedItems", {}).get(self.table, [])
+                if not requests:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # throttled: back off, then retry the rest
+            if requests:
+                raise BackendError(f"DynamoDB kept {len(requests)} writes unprocessed")
+        return [to_job(item) for item in items]
 
     def claim(self, job_id: str, lease_until: float) -> Job:
         """pending/retrying (or running with a lapsed lease) -> running, attempt += 1."""
@@ -505,6 +504,37 @@ class ConditionFailed(Exception):
 # --- marshalling -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be created: validated, serialised, with its id already chosen."""
+
+    job_id: str
+    task: str
+    payload_json: str
+    max_attempts: int
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+def _new_item(new: NewJob, now: float) -> Item:
+    item: Item = {
+        "id": {"S": new.job_id},
+        "task": {"S": new.task},
+        "payload": {"S": new.payload_json},
+        "status": {"S": Status.PENDING},
+        "attempt": {"N": "0"},
+        "max_attempts": {"N": str(new.max_attempts)},
+        "created_at": {"S": iso(now)},
+        "updated_at": {"S": iso(now)},
+        "events": {"L": [_event(Status.PENDING, now)]},
+    }
+    if new.idempotency_key:
+        item["idempotency_key"] = {"S": new.idempotency_key}
+    if new.request_hash:
+        item["request_hash"] = {"S": new.request_hash}
+    return item
+
+
 def _key(job_id: str) -> Item:
     return {"id": {"S": job_id}}
 
@@ -623,4 +653,3 @@ def decode_cursor(cursor: str, index: str, key_attr: str) -> Item:
     ):
         raise invalid
     return {name: {"S": value} for name, value in keys.items()}
-

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from taskq.store import JobStore
+from taskq.store import JobStore, NewJob
 
 from infra.emulator import MotoServer
 from infra.local_cloud import LocalCloud
@@ -142,15 +142,15 @@ def test_the_sweeper_recovers_a_job_stored_but_never_sent(cloud: LocalCloud) -> 
         cloud.env["TASKQ_TABLE"], aws(cloud, "dynamodb"), clock=lambda: time.time() - 600
     )
     lost = uuid.uuid4().hex
-    past.create(job_id=lost, task="echo", payload_json='{"lost": true}', max_attempts=3)
+    past.create(NewJob(lost, "echo", '{"lost": true}', max_attempts=3))
     # A worker claimed another job, then died; its message is gone too.
     abandoned = uuid.uuid4().hex
-    past.create(job_id=abandoned, task="echo", payload_json="{}", max_attempts=3)
+    past.create(NewJob(abandoned, "echo", "{}", max_attempts=3))
     past.claim(abandoned, lease_until=time.time() - 590)
     # A fresh pending job is left alone: its message may simply be waiting in the queue.
     fresh = uuid.uuid4().hex
     JobStore(cloud.env["TASKQ_TABLE"], aws(cloud, "dynamodb")).create(
-        job_id=fresh, task="echo", payload_json="{}", max_attempts=3
+        NewJob(fresh, "echo", "{}", max_attempts=3)
     )
 
     report = cloud.functions["SweeperFunction"].invoke(SCHEDULED_EVENT)

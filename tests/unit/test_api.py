@@ -162,3 +162,47 @@ def test_tasks_and_health(client: TestClient) -> None:
 def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
     assert_problem(client.get("/nope"), 404)
     assert_problem(client.delete("/jobs"), 405)
+
+
+def test_batch_submit_reports_each_item(client: TestClient, services: Services) -> None:
+    jobs = [
+        {"task": "echo", "payload": {"i": 1}},
+        {"task": "nope"},
+        {"task": "sleep", "payload": {"seconds": -1}},
+        {"task": "echo", "payload": {"i": 2}, "idempotency_key": "batch-1"},
+        {"task": "echo", "payload": {"i": 3}, "idempotency_key": "batch-1"},
+    ]
+    response = client.post("/jobs:batch", json={"jobs": jobs})
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 3)
+    statuses = [item["status"] for item in body["items"]]
+    assert statuses == [202, 422, 422, 202, 409]
+    assert body["items"][2]["problem"]["field"] == "payload.seconds"
+    accepted = [item["job"]["id"] for item in body["items"] if item["job"]]
+    assert all(client.get(f"/jobs/{job_id}").status_code == 200 for job_id in accepted)
+    depth = services.queue.depth()
+    assert depth["visible"] + depth["in_flight"] == 2  # one message per accepted job
+
+
+@pytest.mark.parametrize(
+    "body", [{"jobs": []}, {"jobs": [{"task": "echo"}] * 101}, {"jobs": "x"}, {}]
+)
+def test_batch_limits(client: TestClient, body: dict) -> None:
+    assert_problem(client.post("/jobs:batch", json=body), 422)
+
+
+def test_batch_with_nothing_accepted_is_422(client: TestClient) -> None:
+    response = client.post("/jobs:batch", json={"jobs": [{"task": "nope"}]})
+    assert response.status_code == 422
+    assert response.json()["items"][0]["status"] == 422
+
+
+def test_retry_a_failed_job(client: TestClient, services: Services) -> None:
+    job_id = client.post("/jobs", json={"task": "echo"}).json()["id"]
+    assert_problem(client.post(f"/jobs/{job_id}/retry"), 409)  # only failed jobs
+    services.store.claim(job_id, lease_until=10**10)
+    services.store.fail(job_id, 1, "PermanentError: no")
+    retried = client.post(f"/jobs/{job_id}/retry")
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "pending" and retried.json()["attempts"] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from taskq.errors import InvalidRequest, InvalidTransition, JobNotFound
 from taskq.models import Job, Status
-from taskq.store import JobStore, decode_cursor, encode_cursor
+from taskq.store import JobStore, NewJob, decode_cursor, encode_cursor
 from tests.unit.conftest import FakeClock
 
 JOB_ID = "0" * 31 + "1"
@@ -16,11 +16,13 @@ JOB_ID = "0" * 31 + "1"
 
 def make(store: JobStore, job_id: str = JOB_ID, max_attempts: int = 3, **kwargs: str) -> Job:
     job, created = store.create(
-        job_id=job_id,
-        task=kwargs.get("task", "echo"),
-        payload_json=json.dumps({"n": 1}),
-        max_attempts=max_attempts,
-        request_hash=kwargs.get("request_hash"),
+        NewJob(
+            job_id=job_id,
+            task=kwargs.get("task", "echo"),
+            payload_json=json.dumps({"n": 1}),
+            max_attempts=max_attempts,
+            request_hash=kwargs.get("request_hash"),
+        )
     )
     assert created
     return job
@@ -36,9 +38,7 @@ def test_create_stores_a_pending_job_with_its_first_event(store: JobStore) -> No
 
 def test_create_with_an_existing_id_returns_the_existing_job(store: JobStore) -> None:
     first = make(store, request_hash="a")
-    again, created = store.create(
-        job_id=JOB_ID, task="echo", payload_json="{}", max_attempts=3, request_hash="b"
-    )
+    again, created = store.create(NewJob(JOB_ID, "echo", "{}", 3, request_hash="b"))
     assert not created
     assert again.request_hash == first.request_hash == "a"
 
@@ -250,3 +250,12 @@ def test_stalled_and_requeue_marks_once(store: JobStore, clock: FakeClock) -> No
         store.mark_requeued(stale, "a second sweeper with the same read")
     assert store.stalled(Status.PENDING, before=clock() - 300) == []
     assert store.get(JOB_ID).events[-1].kind == "requeued"
+
+
+def test_create_many_in_batches(store: JobStore) -> None:
+    news = [NewJob(f"{n:032x}", "echo", "{}", 3) for n in range(1, 61)]
+    jobs = store.create_many(news)
+    assert [j.id for j in jobs] == [n.job_id for n in news]
+    assert all(store.get(n.job_id).status == Status.PENDING for n in news[::10])
+    with pytest.raises(ValueError):
+        store.create_many([NewJob("f" * 32, "echo", "{}", 3, idempotency_key="k")])
