@@ -6,12 +6,14 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskq import problems
 from taskq.errors import InvalidRequest
 from taskq.jobs import Submitted
 from taskq.models import (
+    DEFAULT_TENANT,
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
     BatchItemResult,
@@ -30,6 +32,22 @@ BODY_MAX_BYTES = 320 * 1024  # a 256 KiB payload plus its envelope
 
 JobIdParam = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="32 lowercase hex characters")]
 ServicesDep = Annotated[Services, Depends(services)]
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key = APIKeyHeader(name="X-Api-Key", auto_error=False, description="the API key")
+
+
+def caller_tenant(
+    svc: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> str:
+    """The tenant of the presented API key; everything a caller touches is scoped to it."""
+    if svc.auth is None:
+        return DEFAULT_TENANT
+    return svc.auth.tenant_for(bearer.credentials if bearer else api_key)
+
+
+TenantDep = Annotated[str, Depends(caller_tenant)]
 
 PROBLEM = {"model": dict[str, Any], "content": {problems.MEDIA_TYPE: {}}}
 
@@ -82,7 +100,7 @@ def create_app() -> FastAPI:
         title="taskq",
         version="0.1.0",
         description="Submit background jobs; taskq stores, runs, retries and dead-letters them.",
-        responses={422: PROBLEM, 500: PROBLEM},
+        responses={401: PROBLEM, 422: PROBLEM, 500: PROBLEM},
     )
     problems.install(app)
 
@@ -96,6 +114,7 @@ def create_app() -> FastAPI:
         request: JobRequest,
         response: Response,
         svc: ServicesDep,
+        tenant: TenantDep,
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -109,14 +128,16 @@ def create_app() -> FastAPI:
                 "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -",
                 field="Idempotency-Key",
             )
-        submitted = svc.jobs.submit(request, idempotency_key)
+        submitted = svc.jobs.submit(request, idempotency_key, tenant)
         response.headers["Location"] = f"/jobs/{submitted.job.id}"
         if submitted.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return JobOut.of(submitted.job)
 
     @app.post("/jobs:batch", status_code=202, response_model=BatchOut, responses={413: PROBLEM})
-    def submit_batch(batch: BatchRequest, response: Response, svc: ServicesDep) -> BatchOut:
+    def submit_batch(
+        batch: BatchRequest, response: Response, svc: ServicesDep, tenant: TenantDep
+    ) -> BatchOut:
         """Up to 100 jobs in one request; each item succeeds or fails on its own.
 
         202 when at least one job was accepted, 422 when none was; per-item outcomes
@@ -124,7 +145,8 @@ def create_app() -> FastAPI:
         """
         outcomes = svc.jobs.submit_many(
             [(JobRequest(task=i.task, payload=i.payload, max_attempts=i.max_attempts),
-              i.idempotency_key) for i in batch.jobs]
+              i.idempotency_key) for i in batch.jobs],
+            tenant,
         )  # fmt: skip
         items = [
             BatchItemResult(index=n, status=202, job=JobOut.of(o.job))
@@ -140,37 +162,40 @@ def create_app() -> FastAPI:
     @app.get("/jobs", response_model=JobPage)
     def list_jobs(
         svc: ServicesDep,
+        tenant: TenantDep,
         status: Status | None = None,
         task: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[str | None, Query(max_length=1024)] = None,
     ) -> JobPage:
         """Newest first. Filter by status, task, or both (at least one)."""
-        jobs, next_cursor = svc.jobs.list_jobs(status=status, task=task, limit=limit, cursor=cursor)
+        jobs, next_cursor = svc.jobs.list_jobs(
+            tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
+        )
         return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
     @app.get("/jobs/{job_id}", response_model=JobOut, responses={404: PROBLEM})
-    def get_job(job_id: JobIdParam, svc: ServicesDep) -> JobOut:
-        return JobOut.of(svc.jobs.get(job_id))
+    def get_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
+        return JobOut.of(svc.jobs.get(job_id, tenant))
 
     @app.get("/jobs/{job_id}/events", response_model=EventsOut, responses={404: PROBLEM})
-    def job_events(job_id: JobIdParam, svc: ServicesDep) -> EventsOut:
-        return EventsOut(job_id=job_id, events=list(svc.jobs.get(job_id).events))
+    def job_events(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> EventsOut:
+        return EventsOut(job_id=job_id, events=list(svc.jobs.get(job_id, tenant).events))
 
     @app.post(
         "/jobs/{job_id}/cancel", response_model=JobOut, responses={404: PROBLEM, 409: PROBLEM}
     )
-    def cancel_job(job_id: JobIdParam, svc: ServicesDep) -> JobOut:
+    def cancel_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
         """Only a pending or retrying job can be cancelled; a running one answers 409."""
-        return JobOut.of(svc.jobs.cancel(job_id))
+        return JobOut.of(svc.jobs.cancel(job_id, tenant))
 
     @app.post("/jobs/{job_id}/retry", response_model=JobOut, responses={404: PROBLEM, 409: PROBLEM})
-    def retry_job(job_id: JobIdParam, svc: ServicesDep) -> JobOut:
+    def retry_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
         """Run a failed job again with a fresh attempt budget (its DLQ message becomes stale)."""
-        return JobOut.of(svc.jobs.redrive(job_id, actor="api"))
+        return JobOut.of(svc.jobs.redrive(job_id, actor=f"api:{tenant}", tenant=tenant))
 
     @app.get("/tasks", response_model=list[TaskInfo])
-    def list_tasks(svc: ServicesDep) -> list[TaskInfo]:
+    def list_tasks(svc: ServicesDep, tenant: TenantDep) -> list[TaskInfo]:
         return [
             TaskInfo(
                 name=t.name,

@@ -28,6 +28,8 @@ class Settings:
     retention_days: int = 14
     default_max_attempts: int = 3
     stale_after_s: int = 300  # a pending job this old, never claimed, is re-sent by the sweeper
+    auth_required: bool = True  # production default; `make dev` turns it off, loudly
+    keys_table: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -35,6 +37,11 @@ class Settings:
         missing = [n for n in ("TASKQ_TABLE", "TASKQ_QUEUE_URL", "TASKQ_DLQ_URL") if not env.get(n)]
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
+        auth = env.get("TASKQ_AUTH", "required")
+        if auth not in ("required", "off"):
+            raise ConfigError(f"TASKQ_AUTH must be 'required' or 'off', got {auth!r}")
+        if auth == "required" and not env.get("TASKQ_KEYS_TABLE"):
+            raise ConfigError("TASKQ_AUTH=required needs TASKQ_KEYS_TABLE")
         modules = tuple(
             m.strip() for m in env.get("TASKQ_TASK_MODULES", "").split(",") if m.strip()
         )
@@ -50,6 +57,8 @@ class Settings:
                 env, "TASKQ_DEFAULT_MAX_ATTEMPTS", 3, low=1, high=MAX_ATTEMPTS_LIMIT
             ),
             stale_after_s=_int(env, "TASKQ_STALE_AFTER_SECONDS", 300, low=1, high=86400),
+            auth_required=auth == "required",
+            keys_table=env.get("TASKQ_KEYS_TABLE") or None,
         )
 
 

@@ -33,6 +33,10 @@ class PayloadTooLarge(InvalidRequest):
     """The job would not fit in DynamoDB's item or SQS's message limits."""
 
 
+class Unauthorized(TaskqError):
+    """No API key, or one that is malformed, unknown or revoked (all answered alike)."""
+
+
 class JobNotFound(TaskqError):
     """No such job, or it expired (TTL) and only awaits DynamoDB's lazy delete."""
 

@@ -20,7 +20,7 @@ from taskq.errors import (
     TaskqError,
 )
 from taskq.log import logger
-from taskq.models import Job, JobRequest, Status
+from taskq.models import DEFAULT_TENANT, Job, JobRequest, Status
 from taskq.queue import JobQueue
 from taskq.store import JobStore, NewJob
 from taskq.tasks import TaskRegistry
@@ -50,15 +50,22 @@ class JobService:
         self.registry = registry
         self.default_max_attempts = default_max_attempts
 
-    def submit(self, request: JobRequest, idempotency_key: str | None = None) -> Submitted:
+    def submit(
+        self,
+        request: JobRequest,
+        idempotency_key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> Submitted:
         """Validate, store (pending), then enqueue. A failed send is recovered by the sweeper."""
-        submitted = self._store_one(self._prepare(request, idempotency_key))
+        submitted = self._store_one(self._prepare(request, idempotency_key, tenant))
         if not submitted.replayed:
             self._enqueue(submitted.job)
         return submitted
 
     def submit_many(
-        self, requests: Sequence[tuple[JobRequest, str | None]]
+        self,
+        requests: Sequence[tuple[JobRequest, str | None]],
+        tenant: str = DEFAULT_TENANT,
     ) -> list[Submitted | TaskqError]:
         """Submit a batch, item by item in outcome: each gets its job or its own error.
 
@@ -69,7 +76,7 @@ class JobService:
         fresh: list[tuple[int, NewJob]] = []
         for index, (request, key) in enumerate(requests):
             try:
-                new = self._prepare(request, key)
+                new = self._prepare(request, key, tenant)
                 outcomes.append(self._store_one(new) if key else Conflict("not stored yet"))
                 if not key:
                     fresh.append((index, new))
@@ -94,7 +101,7 @@ class JobService:
             )
         return outcomes
 
-    def _prepare(self, request: JobRequest, idempotency_key: str | None) -> NewJob:
+    def _prepare(self, request: JobRequest, idempotency_key: str | None, tenant: str) -> NewJob:
         task = self.registry.get(request.task)
         payload = task.parse(request.payload).model_dump(mode="json")
         payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
@@ -104,12 +111,13 @@ class JobService:
             )
         max_attempts = request.max_attempts or task.policy.max_attempts or self.default_max_attempts
         return NewJob(
-            job_id=_job_id(idempotency_key),
+            job_id=_job_id(idempotency_key, tenant),
             task=task.name,
             payload_json=payload_json,
             max_attempts=max_attempts,
             idempotency_key=idempotency_key,
             request_hash=_hash({"task": task.name, "payload": payload, "max": max_attempts}),
+            tenant=tenant,
         )
 
     def _store_one(self, new: NewJob) -> Submitted:
@@ -122,27 +130,37 @@ class JobService:
             raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
         return Submitted(job, replayed=True)
 
-    def get(self, job_id: str) -> Job:
-        return self.store.get(job_id)
+    def get(self, job_id: str, tenant: str | None = None) -> Job:
+        return self.store.get(job_id, tenant)
 
     def list_jobs(
         self,
         *,
+        tenant: str | None = None,
         status: Status | None = None,
         task: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        return self.store.list_jobs(status=status, task=task, limit=limit, cursor=cursor)
+        return self.store.list_jobs(
+            tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
+        )
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
         """pending/retrying -> cancelled; its message, when received, is acknowledged unrun."""
-        return self.store.cancel(job_id)
+        return self.store.cancel(job_id, tenant)
 
-    def redrive(self, job_id: str, *, reset_attempts: bool = True, actor: str = "api") -> Job:
+    def redrive(
+        self,
+        job_id: str,
+        *,
+        reset_attempts: bool = True,
+        actor: str = "api",
+        tenant: str | None = None,
+    ) -> Job:
         """failed -> pending, then enqueue: the job is safely queued before anyone deletes
         its DLQ message (a crash in between leaves it pending, for the sweeper)."""
-        job = self.store.redrive(job_id, reset_attempts=reset_attempts, actor=actor)
+        job = self.store.redrive(job_id, reset_attempts=reset_attempts, actor=actor, tenant=tenant)
         self._enqueue(job)
         return job
 
@@ -154,11 +172,14 @@ class JobService:
             logger.exception("enqueue failed; the sweeper will re-send", extra={"job_id": job.id})
 
 
-def _job_id(idempotency_key: str | None) -> str:
-    """Random, or derived from the idempotency key so a retried submit finds its job."""
+def _job_id(idempotency_key: str | None, tenant: str) -> str:
+    """Random, or derived from the tenant's idempotency key so a retried submit finds its job.
+
+    The tenant is part of the derivation: two tenants using one key get two jobs.
+    """
     if idempotency_key is None:
         return uuid.uuid4().hex
-    return hashlib.sha256(f"idempotency:{idempotency_key}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"idempotency:{tenant}:{idempotency_key}".encode()).hexdigest()[:32]
 
 
 def _hash(value: Any) -> str:

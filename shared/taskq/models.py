@@ -13,6 +13,7 @@ JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 TASK_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
+DEFAULT_TENANT = "default"  # every job's tenant while authentication is off
 
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
 TaskName = Annotated[str, StringConstraints(pattern=TASK_NAME_PATTERN)]
@@ -64,6 +65,7 @@ class Job(BaseModel):
     max_attempts: int
     created_at: datetime
     updated_at: datetime
+    tenant: str = DEFAULT_TENANT
     result: Any = None
     error: str | None = None
     lease_until: float | None = Field(default=None, description="epoch seconds a claim lasts")

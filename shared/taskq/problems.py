@@ -21,6 +21,7 @@ from taskq.errors import (
     JobNotFound,
     PayloadTooLarge,
     TaskqError,
+    Unauthorized,
 )
 from taskq.log import logger
 
@@ -30,6 +31,7 @@ MEDIA_TYPE = "application/problem+json"
 _STATUS: list[tuple[type[TaskqError], int, str]] = [
     (PayloadTooLarge, 413, "payload-too-large"),
     (InvalidRequest, 422, "invalid-request"),
+    (Unauthorized, 401, "unauthorized"),
     (JobNotFound, 404, "not-found"),
     (IdempotencyConflict, 409, "idempotency-conflict"),
     (Conflict, 409, "conflict"),
@@ -38,6 +40,7 @@ _STATUS: list[tuple[type[TaskqError], int, str]] = [
 
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -93,7 +96,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TaskqError)
     async def taskq_error(request: Request, exc: TaskqError) -> JSONResponse:
         body = describe(exc)
-        headers = {"Retry-After": "1"} if body["status"] == 503 else None
+        headers = {503: {"Retry-After": "1"}, 401: {"WWW-Authenticate": "Bearer"}}.get(
+            body["status"]
+        )
         return JSONResponse(
             body, status_code=body["status"], media_type=MEDIA_TYPE, headers=headers
         )

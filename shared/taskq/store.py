@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from taskq.backoff import expires_at, is_expired
 from taskq.errors import BackendError, InvalidRequest, InvalidTransition, JobNotFound
-from taskq.models import Event, Job, Status
+from taskq.models import DEFAULT_TENANT, Event, Job, Status
 
 Item = dict[str, Any]
 BATCH_WRITE_MAX = 25  # BatchWriteItem's limit per call
@@ -55,14 +55,16 @@ class JobStore:
 
     # --- reads -------------------------------------------------------------------
 
-    def find(self, job_id: str) -> Job | None:
+    def find(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None if missing, expired, or (with `tenant`) another tenant's."""
         item = self._call("get_item", Key=_key(job_id), ConsistentRead=True).get("Item")
         if item is None or is_expired(_num(item, "expires_at"), self.clock()):
             return None
-        return to_job(item)
+        job = to_job(item)
+        return job if tenant is None or job.tenant == tenant else None
 
-    def get(self, job_id: str) -> Job:
-        job = self.find(job_id)
+    def get(self, job_id: str, tenant: str | None = None) -> Job:
+        job = self.find(job_id, tenant)
         if job is None:
             raise JobNotFound(f"job {job_id} not found")
         return job
@@ -70,12 +72,18 @@ class JobStore:
     def list_jobs(
         self,
         *,
+        tenant: str | None = None,
         status: Status | None = None,
         task: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Newest first, by a Query on the status or task index (never a Scan)."""
+        """Newest first, by a Query on the status or task index (never a Scan).
+
+        The indexes sort on "tenant#created_at", so one tenant's jobs are a key range:
+        a tenant's listing cannot reach another's. Without a tenant (operators), jobs
+        come grouped by tenant, newest first within each.
+        """
         if status is None and task is None:
             raise InvalidRequest("filter by status or task (or both)", field="status")
         index, key_attr, key_value = (
@@ -83,6 +91,10 @@ class JobStore:
         )
         names = {"#k": key_attr}
         values: Item = {":k": {"S": key_value}, ":now": {"N": str(int(self.clock()))}}
+        key_condition = "#k = :k"
+        if tenant is not None:
+            key_condition += " AND begins_with(tenant_created, :tenant)"
+            values[":tenant"] = {"S": f"{tenant}#"}
         filters = ["(attribute_not_exists(expires_at) OR expires_at > :now)"]
         if status and task:
             names["#t"] = "task"
@@ -91,7 +103,7 @@ class JobStore:
         args: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,
-            "KeyConditionExpression": "#k = :k",
+            "KeyConditionExpression": key_condition,
             "FilterExpression": " AND ".join(filters),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -99,7 +111,7 @@ class JobStore:
             "Limit": max(1, min(limit, LIST_LIMIT_MAX)),
         }
         if cursor:
-            args["ExclusiveStartKey"] = decode_cursor(cursor, index, key_attr)
+            args["ExclusiveStartKey"] = decode_cursor(cursor, index, key_attr, tenant)
         page = self._call_raw("query", args)
         jobs = [to_job(item) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
@@ -287,11 +299,12 @@ class JobStore:
             },
         )
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
         now = self.clock()
         return self._transition(
             job_id,
             "cancel",
+            tenant=tenant,
             update="SET #s = :cancelled, expires_at = :ttl, updated_at = :iso, "
             "events = list_append(events, :ev) REMOVE run_after",
             # A worker may claim the job at this instant: only one of the two wins.
@@ -306,7 +319,14 @@ class JobStore:
             },
         )
 
-    def redrive(self, job_id: str, *, reset_attempts: bool = True, actor: str = "operator") -> Job:
+    def redrive(
+        self,
+        job_id: str,
+        *,
+        reset_attempts: bool = True,
+        actor: str = "operator",
+        tenant: str | None = None,
+    ) -> Job:
         """failed -> pending. By default with a fresh attempt budget; when keeping the
         count, an exhausted budget grows by one so the job can run at all."""
         now = self.clock()
@@ -322,7 +342,7 @@ class JobStore:
             condition = "#s = :failed"
             values[":zero"] = {"N": "0"}
         else:
-            seen = self.get(job_id)
+            seen = self.get(job_id, tenant)
             budget = ", max_attempts = :max"
             # The budget is computed from the attempt count read just before.
             condition = "#s = :failed AND attempt = :seen"
@@ -331,6 +351,7 @@ class JobStore:
         return self._transition(
             job_id,
             "redrive",
+            tenant=tenant,
             update="SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
             f"{budget} REMOVE expires_at, lease_until, run_after",
             condition=condition,
@@ -448,8 +469,20 @@ class JobStore:
         )
 
     def _transition(
-        self, job_id: str, name: str, *, update: str, condition: str, values: Item
+        self,
+        job_id: str,
+        name: str,
+        *,
+        update: str,
+        condition: str,
+        values: Item,
+        tenant: str | None = None,
     ) -> Job:
+        if tenant is not None:
+            # Part of the condition, so no read-then-write gap lets a caller touch
+            # another tenant's job; a mismatch reads as "not found", like a read would.
+            condition = f"tenant = :tenant AND ({condition})"
+            values = {**values, ":tenant": {"S": tenant}}
         names = {"#s": "status"}  # status, error and result are DynamoDB reserved words
         for alias, name in (("#e", "error"), ("#r", "result")):
             if alias in update:
@@ -467,7 +500,11 @@ class JobStore:
             )
         except ConditionFailed as failed:
             current = failed.item
-            if current is None or is_expired(_num(current, "expires_at"), self.clock()):
+            if (
+                current is None
+                or is_expired(_num(current, "expires_at"), self.clock())
+                or (tenant is not None and current.get("tenant", {}).get("S") != tenant)
+            ):
                 raise JobNotFound(f"job {job_id} not found") from None
             raise InvalidTransition(job_id, name, current["status"]["S"]) from None
         return to_job(response["Attributes"])
@@ -514,6 +551,7 @@ class NewJob:
     max_attempts: int
     idempotency_key: str | None = None
     request_hash: str | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 def _new_item(new: NewJob, now: float) -> Item:
@@ -526,6 +564,9 @@ def _new_item(new: NewJob, now: float) -> Item:
         "max_attempts": {"N": str(new.max_attempts)},
         "created_at": {"S": iso(now)},
         "updated_at": {"S": iso(now)},
+        "tenant": {"S": new.tenant},
+        # The indexes' sort key: a tenant's jobs form one key range, in time order.
+        "tenant_created": {"S": f"{new.tenant}#{iso(now)}"},
         "events": {"L": [_event(Status.PENDING, now)]},
     }
     if new.idempotency_key:
@@ -613,6 +654,7 @@ def to_job(item: Mapping[str, Any]) -> Job:
         attempt=int(item["attempt"]["N"]),
         max_attempts=int(item["max_attempts"]["N"]),
         created_at=_parse_time(item["created_at"]["S"]),
+        tenant=s("tenant") or DEFAULT_TENANT,
         updated_at=_parse_time(item["updated_at"]["S"]),
         result=json.loads(result) if result is not None else None,
         error=s("error"),
@@ -634,7 +676,7 @@ def encode_cursor(index: str, last_key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, index: str, key_attr: str) -> Item:
+def decode_cursor(cursor: str, index: str, key_attr: str, tenant: str | None = None) -> Item:
     """Accept only a cursor this store could have made for this very query."""
     invalid = InvalidRequest("invalid cursor: pass back next_cursor unchanged", field="cursor")
     if len(cursor) > 1024:
@@ -643,13 +685,14 @@ def decode_cursor(cursor: str, index: str, key_attr: str) -> Item:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid from None
-    expected = {"id", "created_at", key_attr}
+    expected = {"id", "tenant_created", key_attr}
     keys = data.get("k") if isinstance(data, dict) else None
     if (
         not isinstance(keys, dict)
         or data.get("i") != index
         or set(keys) != expected
         or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in keys.values())
+        or (tenant is not None and not keys["tenant_created"].startswith(f"{tenant}#"))
     ):
         raise invalid
     return {name: {"S": value} for name, value in keys.items()}

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from taskq import aws
+from taskq.auth import Authenticator, KeyStore
 from taskq.config import Settings, settings
+from taskq.errors import ConfigError
 from taskq.jobs import JobService
 from taskq.queue import JobQueue
 from taskq.store import JobStore
@@ -26,6 +28,7 @@ class Services:
     registry: TaskRegistry
     jobs: JobService
     worker: Worker
+    auth: Authenticator | None  # None: authentication is off (local development)
 
 
 def build(config: Settings) -> Services:
@@ -34,6 +37,11 @@ def build(config: Settings) -> Services:
     store = JobStore(config.table_name, dynamodb, retention_days=config.retention_days)
     queue = JobQueue(sqs, config.queue_url, config.dlq_url)
     registry = load_tasks(config.task_modules)
+    auth = None
+    if config.auth_required:
+        if not config.keys_table:
+            raise ConfigError("authentication is required but no keys table is configured")
+        auth = Authenticator(KeyStore(config.keys_table, dynamodb))
     return Services(
         settings=config,
         store=store,
@@ -41,6 +49,7 @@ def build(config: Settings) -> Services:
         registry=registry,
         jobs=JobService(store, queue, registry, default_max_attempts=config.default_max_attempts),
         worker=Worker(store, queue, registry),
+        auth=auth,
     )
 
 

@@ -56,6 +56,7 @@ def settings(aws: Resources) -> Settings:
         queue_url=aws.queue_urls["JobQueue"],
         dlq_url=aws.queue_urls["DeadLetterQueue"],
         region=REGION,
+        auth_required=False,
     )
 
 

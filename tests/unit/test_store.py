@@ -236,8 +236,12 @@ def test_hostile_cursors_are_refused(cursor: str) -> None:
 
 
 def test_a_cursor_round_trips() -> None:
-    key = {"id": {"S": "a"}, "status": {"S": "pending"}, "created_at": {"S": "t"}}
-    assert decode_cursor(encode_cursor("by_status", key), "by_status", "status") == key
+    key = {"id": {"S": "a"}, "status": {"S": "pending"}, "tenant_created": {"S": "acme#t"}}
+    cursor = encode_cursor("by_status", key)
+    assert decode_cursor(cursor, "by_status", "status") == key
+    assert decode_cursor(cursor, "by_status", "status", tenant="acme") == key
+    with pytest.raises(InvalidRequest):  # another tenant's position is not a valid cursor
+        decode_cursor(cursor, "by_status", "status", tenant="evil")
 
 
 def test_stalled_and_requeue_marks_once(store: JobStore, clock: FakeClock) -> None:
@@ -259,3 +263,25 @@ def test_create_many_in_batches(store: JobStore) -> None:
     assert all(store.get(n.job_id).status == Status.PENDING for n in news[::10])
     with pytest.raises(ValueError):
         store.create_many([NewJob("f" * 32, "echo", "{}", 3, idempotency_key="k")])
+
+
+def test_tenants_see_only_their_own_jobs(store: JobStore, clock: FakeClock) -> None:
+    mine, theirs = "a" * 32, "b" * 32
+    store.create(NewJob(mine, "echo", "{}", 3, tenant="acme"))
+    store.create(NewJob(theirs, "echo", "{}", 3, tenant="globex"))
+    assert store.get(mine, tenant="acme").tenant == "acme"
+    assert store.find(theirs, tenant="acme") is None
+    with pytest.raises(JobNotFound):
+        store.cancel(theirs, tenant="acme")  # not "conflict": existence is not revealed
+    assert store.get(theirs).status == Status.PENDING
+    listed, _ = store.list_jobs(tenant="acme", status=Status.PENDING)
+    assert [j.id for j in listed] == [mine]
+    listed, _ = store.list_jobs(tenant="acme", task="echo")
+    assert [j.id for j in listed] == [mine]
+    everyone, _ = store.list_jobs(status=Status.PENDING)  # operators see all tenants
+    assert {j.id for j in everyone} == {mine, theirs}
+    store.claim(theirs, clock() + 30)
+    store.fail(theirs, 1, "x")
+    with pytest.raises(JobNotFound):
+        store.redrive(theirs, tenant="acme")
+    assert store.cancel(mine, tenant="acme").status == Status.CANCELLED

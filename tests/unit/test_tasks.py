@@ -88,7 +88,7 @@ def test_loading_configured_modules() -> None:
 
 
 def test_settings_from_env() -> None:
-    env = {"TASKQ_TABLE": "t", "TASKQ_QUEUE_URL": "q", "TASKQ_DLQ_URL": "d"}
+    env = {"TASKQ_TABLE": "t", "TASKQ_QUEUE_URL": "q", "TASKQ_DLQ_URL": "d", "TASKQ_AUTH": "off"}
     settings = Settings.from_env(env | {"TASKQ_TASK_MODULES": "a, b", "AWS_REGION": "eu-west-1"})
     assert settings.task_modules == ("a", "b")
     assert settings.region == "eu-west-1"
@@ -98,3 +98,13 @@ def test_settings_from_env() -> None:
         Settings.from_env(env | {"TASKQ_RETENTION_DAYS": "soon"})
     with pytest.raises(ConfigError, match="between"):
         Settings.from_env(env | {"TASKQ_DEFAULT_MAX_ATTEMPTS": "50"})
+    assert not settings.auth_required
+
+
+def test_authentication_is_required_unless_turned_off() -> None:
+    env = {"TASKQ_TABLE": "t", "TASKQ_QUEUE_URL": "q", "TASKQ_DLQ_URL": "d"}
+    with pytest.raises(ConfigError, match="TASKQ_KEYS_TABLE"):
+        Settings.from_env(env)
+    assert Settings.from_env(env | {"TASKQ_KEYS_TABLE": "k"}).auth_required
+    with pytest.raises(ConfigError, match="TASKQ_AUTH"):
+        Settings.from_env(env | {"TASKQ_AUTH": "maybe"})
