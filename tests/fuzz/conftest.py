@@ -1,0 +1,1 @@
+from tests.unit.conftest import aws, clock, dynamodb, settings, sqs  # noqa: F401
