@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from taskq.auth import Authenticator, KeyStore, bearer_key
 from taskq.errors import InvalidRequest, Unauthorized
-from taskq.models import JobRequest, is_job_id
+from taskq.models import TASK_NAME_PATTERN, JobRequest, is_job_id
 from taskq.queue import parse_body
 from taskq.store import decode_cursor
 
@@ -43,12 +44,16 @@ def test_cursors_decode_or_are_refused(cursor: str) -> None:
     assert key["tenant_created"]["S"].startswith("acme#")
 
 
-@given(json_values)
+@given(json_values | st.fixed_dictionaries({"task": st.text(max_size=70)}, optional={
+    "payload": json_values, "max_attempts": st.integers(-5, 20)}))  # fmt: skip
 def test_job_requests_validate_or_raise(value: Any) -> None:
     try:
-        JobRequest.model_validate(value)
+        request = JobRequest.model_validate(value)
     except ValidationError:
-        pass
+        return
+    assert re.fullmatch(TASK_NAME_PATTERN, request.task)
+    assert isinstance(request.payload, dict)
+    assert request.max_attempts is None or 1 <= request.max_attempts <= 10
 
 
 class NoKeys(KeyStore):
