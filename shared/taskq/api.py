@@ -16,6 +16,7 @@ from taskq.models import (
     DEFAULT_TENANT,
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
+    TASK_NAME_PATTERN,
     BatchItemResult,
     BatchOut,
     BatchRequest,
@@ -100,7 +101,7 @@ def create_app() -> FastAPI:
         title="taskq",
         version="0.1.0",
         description="Submit background jobs; taskq stores, runs, retries and dead-letters them.",
-        responses={401: PROBLEM, 422: PROBLEM, 500: PROBLEM},
+        responses={401: PROBLEM, 422: PROBLEM, 500: PROBLEM, 503: PROBLEM},
     )
     problems.install(app)
 
@@ -164,7 +165,7 @@ def create_app() -> FastAPI:
         svc: ServicesDep,
         tenant: TenantDep,
         status: Status | None = None,
-        task: Annotated[str | None, Query(max_length=64)] = None,
+        task: Annotated[str | None, Query(pattern=TASK_NAME_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[str | None, Query(max_length=1024)] = None,
     ) -> JobPage:

@@ -84,7 +84,7 @@ class JobStore:
         a tenant's listing cannot reach another's. Without a tenant (operators), jobs
         come grouped by tenant, newest first within each.
         """
-        if status is None and task is None:
+        if status is None and not task:
             raise InvalidRequest("filter by status or task (or both)", field="status")
         index, key_attr, key_value = (
             ("by_status", "status", str(status)) if status else ("by_task", "task", str(task))

@@ -15,6 +15,7 @@ import pytest
 
 from infra.emulator import MotoServer
 from infra.local_cloud import LocalCloud
+from tests.integration.conftest import NO_AUTH
 from tests.integration.http import call, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,9 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 @pytest.fixture(scope="module")
 def cloud(moto_server: MotoServer) -> Iterator[LocalCloud]:
     stage = f"life{int(time.time() * 1000) % 10**8}"
-    with LocalCloud(TEMPLATE, endpoint_url=moto_server.url, stage=stage) as running:
+    with LocalCloud(
+        TEMPLATE, endpoint_url=moto_server.url, stage=stage, parameters=NO_AUTH
+    ) as running:
         yield running
 
 

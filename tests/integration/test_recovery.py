@@ -20,6 +20,7 @@ from taskq.store import JobStore, NewJob
 from infra.emulator import MotoServer
 from infra.local_cloud import LocalCloud
 from infra.poller import EventSourcePoller
+from tests.integration.conftest import NO_AUTH
 from tests.integration.http import call, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,11 @@ SCHEDULED_EVENT = {
 def cloud(moto_server: MotoServer) -> Iterator[LocalCloud]:
     stage = f"rec{uuid.uuid4().hex[:8]}"
     with LocalCloud(
-        TEMPLATE, endpoint_url=moto_server.url, stage=stage, start_scheduler=False
+        TEMPLATE,
+        endpoint_url=moto_server.url,
+        stage=stage,
+        start_scheduler=False,
+        parameters=NO_AUTH,
     ) as running:
         yield running
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-
 from taskq.api import BODY_MAX_BYTES, create_app
 from taskq.wiring import Services, services
 
@@ -144,7 +143,8 @@ def test_listing_pages(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"status": "bogus"}, {"status": "pending", "limit": 0}, {"status": "pending", "limit": 101},
+    [{}, {"task": ""}, {"task": "a b"}, {"status": "bogus"}, {"status": "pending", "limit": 0},
+     {"status": "pending", "limit": 101},
      {"status": "pending", "cursor": "garbage"}],
 )  # fmt: skip
 def test_listing_rejects_bad_queries(client: TestClient, params: dict) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
-from infra.provision import Resources
 from taskq.api import create_app
 from taskq.auth import Authenticator, KeyStore, bearer_key
 from taskq.config import Settings
 from taskq.errors import InvalidRequest, Unauthorized
 from taskq.wiring import build, services
+
+from infra.provision import Resources
 from tests.unit.conftest import FakeClock
 
 
@@ -50,13 +50,13 @@ def test_authenticate_and_revoke(keys: KeyStore) -> None:
     [None, "", "tq_", "Bearer x", "tq_0123456789abcdef_" + "A" * 43, "x" * 5000, "tq_ü"],
 )
 def test_bad_keys_are_refused(keys: KeyStore, presented: str | None) -> None:
-    _, key = keys.create("acme", "ci")
+    keys.create("acme", "ci")  # a real key exists; the presented ones are not it
     with pytest.raises(Unauthorized):
         Authenticator(keys).tenant_for(presented)
 
 
 def test_a_right_key_id_with_a_wrong_secret_is_refused(keys: KeyStore) -> None:
-    record, key = keys.create("acme", "ci")
+    _, key = keys.create("acme", "ci")
     forged = key[:-1] + ("A" if key[-1] != "A" else "B")
     with pytest.raises(Unauthorized):
         Authenticator(keys).tenant_for(forged)

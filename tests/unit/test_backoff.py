@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from taskq.backoff import (
     SQS_MAX_VISIBILITY_S,
     backoff_ceiling,

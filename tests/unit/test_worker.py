@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-
 from taskq.errors import PermanentError, RetryableError
 from taskq.jobs import JobService
 from taskq.models import JobRequest, Status
@@ -15,6 +14,7 @@ from taskq.queue import JobQueue
 from taskq.store import JobStore
 from taskq.tasks import JobContext, TaskRegistry
 from taskq.worker import Worker
+
 from tests.unit.conftest import FakeClock
 
 
@@ -113,7 +113,7 @@ def test_a_duplicate_delivery_runs_nothing(parts: Any, sqs: Any, queue: JobQueue
     worker.handle_batch(event)
     again = worker.handle_batch(event)  # SQS delivered the same message twice
     assert failures(again) == set()
-    assert RUNS == [(job_id, 1)]
+    assert [(job_id, 1)] == RUNS
     assert [e.kind for e in service.get(job_id).events].count("completed") == 1
 
 

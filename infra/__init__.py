@@ -1,0 +1,1 @@
+"""Local cloud: the stack in template.yaml, run on an AWS emulator by local runners."""

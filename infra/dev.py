@@ -1,0 +1,114 @@
+"""`make dev`: the whole service on this machine, on the embedded moto server or AWS_ENDPOINT_URL.
+
+Starts the emulator (unless an endpoint is given), provisions the stack from template.yaml and
+serves the API, the worker's poller and the schedules until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from infra.emulator import EmulatorError, MotoServer, endpoint_reachable, port_in_use
+from infra.gateway import HOST
+from infra.local_cloud import LocalCloud
+from infra.template import QUEUE, TemplateError
+
+ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_PORT = 4566  # the port LocalStack and most tools expect
+# The template's own note: `make dev` serves loopback only, so it runs without API keys.
+DEV_PARAMETERS = {"AuthMode": "off"}
+
+
+class DevError(Exception):
+    """A start-up problem the user can fix; reported as one line."""
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with contextlib.ExitStack() as resources:
+            cloud, source = _start(resources)
+            print(_banner(cloud, source), flush=True)
+            # Poll: a signal caught by another thread only runs its handler once the main
+            # thread wakes, and a bare wait() might never wake.
+            while not stopping.wait(0.5):
+                pass
+            print("taskq dev: stopping", file=sys.stderr, flush=True)
+    except (DevError, EmulatorError, TemplateError) as exc:
+        print(f"taskq dev: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _start(resources: contextlib.ExitStack) -> tuple[LocalCloud, str]:
+    stage = os.environ.get("TASKQ_STAGE", "dev")
+    api_port = _port(os.environ.get("TASKQ_API_PORT", "3000"))
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        if not endpoint_reachable(endpoint):
+            raise DevError(f"AWS_ENDPOINT_URL={endpoint} does not answer; start it or unset it")
+        source = "from AWS_ENDPOINT_URL"
+    else:
+        if port_in_use(HOST, EMULATOR_PORT):
+            raise DevError(
+                f"port {EMULATOR_PORT} is in use; if an emulator runs there, use it with "
+                f"AWS_ENDPOINT_URL=http://{HOST}:{EMULATOR_PORT} make dev"
+            )
+        moto = resources.enter_context(MotoServer(EMULATOR_PORT, log_path=ROOT / ".dev/moto.log"))
+        endpoint, source = moto.url, f"embedded moto server, pid {moto.pid}, log .dev/moto.log"
+    if port_in_use(HOST, api_port):
+        raise DevError(f"API port {api_port} is in use; choose another with TASKQ_API_PORT")
+    cloud = LocalCloud(
+        ROOT / "template.yaml", endpoint_url=endpoint, stage=stage, api_port=api_port,
+        region=region, parameters=DEV_PARAMETERS,
+    )  # fmt: skip
+    resources.enter_context(cloud)
+    return cloud, source
+
+
+def _banner(cloud: LocalCloud, source: str) -> str:
+    assert cloud.stack is not None
+    stack = cloud.stack
+    queues = stack.logical_ids(QUEUE)
+    dlqs = {stack.dead_letter_queue(q) for q in queues} - {None}
+    lines = [
+        f"taskq dev (stage {cloud.stage}) is running",
+        f"  API       {cloud.api_url}",
+        f"  docs      {cloud.api_url}/docs",
+        f"  endpoint  {cloud.endpoint_url} ({source})",
+        *(f"  table     {name}" for name in cloud.resources.tables.values()),
+        *(f"  queue     {stack.queue_name(q)}" for q in queues if q not in dlqs),
+        *(f"  DLQ       {stack.queue_name(q)}" for q in queues if q in dlqs),
+        "  try:",
+        f"    curl -X POST {cloud.api_url}/jobs -H 'content-type: application/json' "
+        """-d '{"task":"echo","payload":{"message":"hi"}}'""",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise DevError(f"TASKQ_API_PORT={text!r} is not a port number")
+    return int(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The whole stack on one emulator: provisioned resources, functions, gateway, pollers, schedules.
+
+What runs and how (routes, event sources, concurrency, schedules) is read from template.yaml;
+this module only wires the local runners together and stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+
+from infra.clients import credentials_env
+from infra.gateway import HOST, LocalGateway
+from infra.poller import EventSourcePoller
+from infra.provision import Resources, provision
+from infra.sandbox import LocalFunction
+from infra.scheduler import Scheduler
+from infra.template import FUNCTION, HttpRoute, Stack
+
+log = logging.getLogger(__name__)
+
+API_CONCURRENCY = 4  # sandboxes serving HTTP at once (Lambda would scale further)
+
+
+class LocalCloud:
+    """Runs the template's stack (Stage plus any other `parameters`) on `endpoint_url`."""
+
+    def __init__(
+        self,
+        template_path: str | Path,
+        *,
+        endpoint_url: str,
+        stage: str,
+        api_port: int = 0,
+        region: str = "us-east-1",
+        schedule_override_s: float | None = None,
+        start_scheduler: bool = True,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
+        self.template_path = Path(template_path).resolve()
+        self.endpoint_url = endpoint_url
+        self.stage = stage
+        self.api_port = api_port
+        self.region = region
+        self.schedule_override_s = schedule_override_s
+        self.start_scheduler = start_scheduler
+        self.parameters = {**(parameters or {}), "Stage": stage}
+        self.stack: Stack | None = None
+        self.resources = Resources({}, {}, {})
+        self.functions: dict[str, LocalFunction] = {}
+        self.pollers: dict[str, EventSourcePoller] = {}
+        self.schedulers: dict[str, Scheduler] = {}
+        self.gateway: LocalGateway | None = None
+        self._api_function: str | None = None
+        self._stoppers: list[Callable[[], None]] = []
+
+    @property
+    def api_url(self) -> str:
+        if self.gateway is None:
+            raise RuntimeError("no HttpApi function in the template, or the cloud is not started")
+        return self.gateway.url
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a CLI or test client needs: the API function's environment plus endpoint/region."""
+        base = self.functions[self._api_function].spec.environment if self._api_function else {}
+        return {
+            **base,
+            **credentials_env(),
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def start(self) -> LocalCloud:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything started, newest first; one failure does not keep the rest running."""
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:
+                log.exception("stopping %s failed", stopper)
+
+    def _start(self) -> None:
+        def load(account_id: str = "000000000000") -> Stack:
+            return Stack.from_file(
+                self.template_path, parameters=self.parameters, region=self.region,
+                account_id=account_id, stack_name=f"local-{self.stage}",
+                endpoint_url=self.endpoint_url,
+            )  # fmt: skip
+
+        stack = load()
+        self.resources = provision(stack, endpoint_url=self.endpoint_url, region=self.region)
+        # ARNs name the emulator's account (moto: 123456789012); use it everywhere.
+        arns = list(self.resources.queue_arns.values())
+        account = arns[0].split(":")[4] if arns else stack.account_id
+        stack = load(account).bind(self.resources.queue_urls, self.resources.queue_arns)
+        self.stack = stack
+        extra_env = {
+            **credentials_env(),
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+        routes: list[tuple[HttpRoute, LocalFunction]] = []
+        for lid in stack.logical_ids(FUNCTION):
+            http, sqs, periods = stack.http_routes(lid), stack.sqs_event(lid), stack.schedules(lid)
+            concurrency = max(API_CONCURRENCY if http else 1, sqs.maximum_concurrency if sqs else 1)
+            function = LocalFunction(
+                stack.function(lid), extra_env=extra_env, max_concurrency=concurrency
+            )
+            self.functions[lid] = function
+            self._stoppers.append(function.close)
+            routes += [(route, function) for route in http]
+            if http and self._api_function is None:
+                self._api_function = lid
+            if sqs is not None:
+                poller = EventSourcePoller(
+                    function, stack.queue_url(sqs.queue), stack.queue_arn(sqs.queue), sqs,
+                    endpoint_url=self.endpoint_url, region=self.region,
+                )  # fmt: skip
+                self.pollers[lid] = poller
+            if periods and self.start_scheduler:
+                self.schedulers[lid] = Scheduler(
+                    function, periods, region=self.region, account_id=account,
+                    interval_override=self.schedule_override_s,
+                )  # fmt: skip
+        if routes:
+            self.gateway = LocalGateway(routes, host=HOST, port=self.api_port, account_id=account)
+            self._stoppers.append(self.gateway.start().stop)
+        for poller in self.pollers.values():
+            self._stoppers.append(poller.start().stop)
+        for scheduler in self.schedulers.values():
+            self._stoppers.append(scheduler.start().stop)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
