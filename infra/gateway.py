@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.sandbox import FunctionTimeout, InvokeError, LocalFunction
 from infra.template import HttpRoute
+from infra.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ _NOT_FOUND = (404, {"message": "Not Found"})
 _TOO_LARGE = (413, {"message": "Request Entity Too Large"})
 _LENGTH_REQUIRED = (411, {"message": "Length Required"})
 _BAD_REQUEST = (400, {"message": "Bad Request"})
+_THROTTLED = (429, {"message": "Too Many Requests"})
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
@@ -77,7 +80,9 @@ class LocalGateway:
         port: int = 0,
         account_id: str = "000000000000",
         api_id: str = "local",
+        throttle: TokenBucket | None = None,
     ) -> None:
+        self.throttle = throttle
         self._routes = sorted((_Route(r, f) for r, f in routes), key=lambda r: r.rank)
         self.account_id = account_id
         self.api_id = api_id
@@ -122,6 +127,11 @@ class LocalGateway:
         if not raw_path.startswith("/"):  # absolute-form target: http://host/path
             raw_path = urlsplit(raw_path).path or "/"
         request_id = base64.b64encode(os.urandom(11)).decode()
+        wait = self.throttle.take() if self.throttle else 0.0
+        if wait:
+            reply = _json_reply(*_THROTTLED, request_id)
+            reply.headers.append(("retry-after", str(max(1, math.ceil(wait)))))
+            return reply
         for route in self._routes:
             params = route.match(method, raw_path)
             if params is not None:

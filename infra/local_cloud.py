@@ -18,6 +18,7 @@ from infra.provision import Resources, provision
 from infra.sandbox import LocalFunction
 from infra.scheduler import Scheduler
 from infra.template import FUNCTION, HttpRoute, Stack
+from infra.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,11 @@ class LocalCloud:
                     interval_override=self.schedule_override_s,
                 )  # fmt: skip
         if routes:
-            self.gateway = LocalGateway(routes, host=HOST, port=self.api_port, account_id=account)
+            limits = stack.api_throttle()
+            self.gateway = LocalGateway(
+                routes, host=HOST, port=self.api_port, account_id=account,
+                throttle=TokenBucket(*limits) if limits else None,
+            )  # fmt: skip
             self._stoppers.append(self.gateway.start().stop)
         for poller in self.pollers.values():
             self._stoppers.append(poller.start().stop)

@@ -328,6 +328,22 @@ class Stack:
             routes.append(HttpRoute(method.upper(), path))
         return routes
 
+    def api_throttle(self) -> tuple[float, int] | None:
+        """(rate per second, burst) from the HttpApi's DefaultRouteSettings, if it sets both."""
+        for lid in self.logical_ids(HTTP_API):
+            settings = self.resolve_tree(
+                self.properties(lid, HTTP_API).get("DefaultRouteSettings") or {}, lid
+            )
+            rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+            if rate is not None and burst is not None:
+                try:
+                    return float(rate), int(burst)
+                except (TypeError, ValueError):
+                    raise TemplateError(
+                        f"{lid}.DefaultRouteSettings: throttling limits must be numbers"
+                    ) from None
+        return None
+
     def layer_dirs(self) -> dict[str, Path]:
         """Content directory of every layer in the template, by logical id."""
         return {lid: self._layer_dir({"Ref": lid}, lid) for lid in self.logical_ids(LAYER)}

@@ -15,6 +15,7 @@ import pytest
 from infra.gateway import MAX_BODY_BYTES, LocalGateway
 from infra.sandbox import LocalFunction
 from infra.template import FunctionSpec, HttpRoute
+from infra.throttle import TokenBucket
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +188,23 @@ def test_unknown_route() -> None:
             status, _, body = call(gw, method, path)
             assert (status, json.loads(body)) == (404, {"message": "Not Found"}), (method, path)
         assert event_of(call(gw, "GET", "/only/7"))["pathParameters"] == {"id": "7"}
+    finally:
+        gw.stop()
+        function.close()
+
+
+def test_requests_over_the_throttle_get_429_before_the_function() -> None:
+    function = toy("echo")
+    gw = LocalGateway(
+        [(HttpRoute("ANY", "/{proxy+}"), function)], throttle=TokenBucket(rate=0.5, burst=2)
+    ).start()
+    try:
+        statuses = [call(gw, "GET", "/x") for _ in range(3)]
+        assert [s[0] for s in statuses[:2]] == [200, 200]
+        status, headers, body = statuses[2]
+        assert status == 429
+        assert json.loads(body) == {"message": "Too Many Requests"}
+        assert int(dict(headers)["retry-after"]) >= 1
     finally:
         gw.stop()
         function.close()
