@@ -43,13 +43,17 @@ def call(
 
 
 def wait_for_status(
-    api_url: str, job_id: str, statuses: set[str], timeout: float = 30.0
+    api_url: str,
+    job_id: str,
+    statuses: set[str],
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Poll GET /jobs/{id} until the job reaches one of `statuses` (bounded in time)."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        job = call("GET", f"{api_url}/jobs/{job_id}").json()
+        job = call("GET", f"{api_url}/jobs/{job_id}", headers=headers).json()
         if job.get("status") in statuses:
             return job
         time.sleep(0.2)
