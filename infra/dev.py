@@ -22,8 +22,11 @@ from infra.template import QUEUE, TemplateError
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_PORT = 4566  # the port LocalStack and most tools expect
-# The template's own note: `make dev` serves loopback only, so it runs without API keys.
-DEV_PARAMETERS = {"AuthMode": "off"}
+# `make dev` serves loopback only, so it runs without API keys unless TASKQ_AUTH=required.
+AUTH_OFF_WARNING = (
+    "  WARNING   authentication is OFF (loopback only): any local process can use the API.\n"
+    "            TASKQ_AUTH=required make dev turns API keys on (taskq keys create ...)."
+)
 
 
 class DevError(Exception):
@@ -77,10 +80,17 @@ def _start(resources: contextlib.ExitStack) -> tuple[LocalCloud, str]:
         raise DevError(f"API port {api_port} is in use; choose another with TASKQ_API_PORT")
     cloud = LocalCloud(
         ROOT / "template.yaml", endpoint_url=endpoint, stage=stage, api_port=api_port,
-        region=region, parameters=DEV_PARAMETERS,
+        region=region, parameters={"AuthMode": _auth_mode()},
     )  # fmt: skip
     resources.enter_context(cloud)
     return cloud, source
+
+
+def _auth_mode() -> str:
+    mode = os.environ.get("TASKQ_AUTH", "off")
+    if mode not in ("off", "required"):
+        raise DevError(f"TASKQ_AUTH={mode!r}: use 'required' or 'off'")
+    return mode
 
 
 def _banner(cloud: LocalCloud, source: str) -> str:
@@ -96,6 +106,7 @@ def _banner(cloud: LocalCloud, source: str) -> str:
         *(f"  table     {name}" for name in cloud.resources.tables.values()),
         *(f"  queue     {stack.queue_name(q)}" for q in queues if q not in dlqs),
         *(f"  DLQ       {stack.queue_name(q)}" for q in queues if q in dlqs),
+        *([AUTH_OFF_WARNING] if _auth_mode() == "off" else ["  auth      API keys required"]),
         "  try:",
         f"    curl -X POST {cloud.api_url}/jobs -H 'content-type: application/json' "
         """-d '{"task":"echo","payload":{"message":"hi"}}'""",
