@@ -13,12 +13,12 @@ from typing import Any
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
+
+from infra.provision import Resources
 from taskq.api import create_app
 from taskq.auth import KeyStore
 from taskq.config import Settings
 from taskq.wiring import build, services
-
-from infra.provision import Resources
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 FUZZ_SMALL = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))

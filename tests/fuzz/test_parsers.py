@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from taskq.auth import Authenticator, KeyStore, bearer_key
 from taskq.errors import InvalidRequest, Unauthorized
 from taskq.models import TASK_NAME_PATTERN, JobRequest, is_job_id

@@ -15,11 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
-from taskq.store import JobStore, NewJob
 
 from infra.emulator import MotoServer
 from infra.local_cloud import LocalCloud
 from infra.poller import EventSourcePoller
+from taskq.store import JobStore, NewJob
 from tests.integration.conftest import NO_AUTH
 from tests.integration.http import call, wait_for_status
 

@@ -9,14 +9,14 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
+from infra.provision import Resources, provision
+from infra.template import Stack
 from taskq.config import Settings
 from taskq.queue import JobQueue
 from taskq.store import JobStore
 from taskq.tasks import load_tasks
 from taskq.wiring import Services, build
-
-from infra.provision import Resources, provision
-from infra.template import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

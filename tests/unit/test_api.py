@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+
 from taskq.api import BODY_MAX_BYTES, create_app
 from taskq.wiring import Services, services
 

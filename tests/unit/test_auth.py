@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from infra.provision import Resources
 from taskq.api import create_app
 from taskq.auth import Authenticator, KeyStore, bearer_key
 from taskq.config import Settings
 from taskq.errors import InvalidRequest, Unauthorized
 from taskq.wiring import build, services
-
-from infra.provision import Resources
 from tests.unit.conftest import FakeClock
 
 

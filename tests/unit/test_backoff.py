@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from taskq.backoff import (
     SQS_MAX_VISIBILITY_S,
     backoff_ceiling,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from taskq.errors import InvalidRequest, InvalidTransition, JobNotFound
 from taskq.models import Job, Status
 from taskq.store import JobStore, NewJob, decode_cursor, encode_cursor
-
 from tests.unit.conftest import FakeClock
 
 JOB_ID = "0" * 31 + "1"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel
+
 from taskq.config import Settings
 from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownTask
 from taskq.tasks import JobContext, RetryPolicy, TaskRegistry, load_tasks

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+
 from taskq.errors import PermanentError, RetryableError
 from taskq.jobs import JobService
 from taskq.models import JobRequest, Status
@@ -14,7 +15,6 @@ from taskq.queue import JobQueue
 from taskq.store import JobStore
 from taskq.tasks import JobContext, TaskRegistry
 from taskq.worker import Worker
-
 from tests.unit.conftest import FakeClock
 
 
