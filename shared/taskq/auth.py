@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from taskq.errors import BackendError, InvalidRequest, Unauthorized
+from taskq.aws import ConditionFailed, call
+from taskq.errors import InvalidRequest, Unauthorized
 from taskq.store import TIME_FORMAT, iso
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -101,24 +100,12 @@ class KeyStore:
                 ConditionExpression="attribute_exists(key_id) AND attribute_not_exists(revoked_at)",
                 ExpressionAttributeValues={":now": {"S": iso(self.clock())}},
             )
-        except _Conditional:
+        except ConditionFailed:
             return False
         return True
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.db, operation)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                raise _Conditional from None
-            raise BackendError(f"DynamoDB {operation} failed: {code or exc}") from exc
-        except BotoCoreError as exc:
-            raise BackendError(f"DynamoDB {operation} failed: {exc}") from exc
-
-
-class _Conditional(Exception):
-    pass
+        return call(self.db, "DynamoDB", operation, kwargs)
 
 
 class Authenticator:

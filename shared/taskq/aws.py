@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskq.errors import BackendError
 
 # Standard retry mode backs off on throttling and 5xx; connect/read timeouts are kept
 # short so a stuck call fails inside a Lambda's budget instead of eating all of it.
@@ -25,3 +28,25 @@ def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
     return session.client(
         service, region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
     )
+
+
+class ConditionFailed(Exception):
+    """A DynamoDB condition check failed; carries the item as it was, when DynamoDB sent it."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("condition check failed")
+        self.item = item
+
+
+def call(client: Any, service: str, operation: str, kwargs: dict[str, Any]) -> Any:
+    """Call `operation`, turning AWS failures into BackendError (after botocore's retries)
+    and a failed DynamoDB condition into ConditionFailed, which callers decide about."""
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ConditionalCheckFailedException":
+            raise ConditionFailed(cast("dict[str, Any] | None", exc.response.get("Item"))) from None
+        raise BackendError(f"{service} {operation} failed: {code or exc}") from exc
+    except BotoCoreError as exc:
+        raise BackendError(f"{service} {operation} failed: {exc}") from exc

@@ -7,10 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from taskq.aws import call
 from taskq.backoff import SQS_MAX_VISIBILITY_S
-from taskq.errors import BackendError
 from taskq.models import QueueMessage
 
 SEND_BATCH_MAX = 10  # SendMessageBatch / DeleteMessageBatch take at most 10 entries
@@ -103,6 +101,32 @@ class JobQueue:
     def delete_dead(self, receipt_handle: str) -> None:
         self._call("delete_message", QueueUrl=self.dlq_url, ReceiptHandle=receipt_handle)
 
+    def hold_dead(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
+        """Keep received DLQ messages hidden `seconds` more, because an operation on them
+        (a rate-limited redrive) outlasts the visibility they were received with.
+
+        Returns the handles SQS refused (the message became visible and may have been
+        received elsewhere): the caller no longer holds those and must leave them be.
+        """
+        handles = list(receipt_handles)
+        refused: list[str] = []
+        for start in range(0, len(handles), SEND_BATCH_MAX):
+            chunk = handles[start : start + SEND_BATCH_MAX]
+            response = self._call(
+                "change_message_visibility_batch",
+                QueueUrl=self.dlq_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": h,
+                        "VisibilityTimeout": max(0, min(int(seconds), SQS_MAX_VISIBILITY_S)),
+                    }
+                    for i, h in enumerate(chunk)
+                ],
+            )
+            refused.extend(chunk[int(f["Id"])] for f in response.get("Failed", []))
+        return refused
+
     def depth(self, dead: bool = False) -> dict[str, int]:
         response = self._call(
             "get_queue_attributes",
@@ -121,13 +145,7 @@ class JobQueue:
         }
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.sqs, operation)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            raise BackendError(f"SQS {operation} failed: {code or exc}") from exc
-        except BotoCoreError as exc:
-            raise BackendError(f"SQS {operation} failed: {exc}") from exc
+        return call(self.sqs, "SQS", operation, kwargs)
 
 
 def _dead_letter(message: dict[str, Any]) -> DeadLetter:

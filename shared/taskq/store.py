@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from taskq.aws import ConditionFailed, call
 from taskq.backoff import expires_at, is_expired
 from taskq.errors import BackendError, InvalidRequest, InvalidTransition, JobNotFound
 from taskq.models import DEFAULT_TENANT, Event, Job, Status
@@ -519,23 +518,7 @@ class JobStore:
         return self._call_raw(operation, {"TableName": self.table, **kwargs})
 
     def _call_raw(self, operation: str, kwargs: dict[str, Any]) -> Any:
-        try:
-            return getattr(self.db, operation)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                raise ConditionFailed(cast("Item | None", exc.response.get("Item"))) from None
-            raise BackendError(f"DynamoDB {operation} failed: {code or exc}") from exc
-        except BotoCoreError as exc:
-            raise BackendError(f"DynamoDB {operation} failed: {exc}") from exc
-
-
-class ConditionFailed(Exception):
-    """Internal: a condition check failed; carries the item as it was, when DynamoDB sent it."""
-
-    def __init__(self, item: Item | None) -> None:
-        super().__init__("condition check failed")
-        self.item = item
+        return call(self.db, "DynamoDB", operation, kwargs)
 
 
 # --- marshalling -----------------------------------------------------------------
