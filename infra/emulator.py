@@ -25,6 +25,11 @@ START_TIMEOUT_S = 15.0
 
 # Runs in the child: a watchdog thread ends the server once its parent has died (the child
 # is then re-parented), then moto's own entry point takes over.
+#
+# moto's server is threaded but its DynamoDB backend takes no lock, so two concurrent
+# conditional writes to one item can both succeed (seen: 1 in 200 racing claims). DynamoDB
+# itself applies each write to an item atomically, and taskq's guarantees rest on that, so
+# DynamoDB requests are serialised here; SQS (long polls) stays concurrent.
 _BOOT = """
 import os, sys, threading, time
 parent = int(sys.argv[1])
@@ -33,8 +38,16 @@ def watch():
         time.sleep(0.5)
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(sys.argv[2:])
+import moto.server as server
+_dynamodb = threading.Lock()
+class Serialised(server.DomainDispatcherApplication):
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with _dynamodb:
+                return list(super().__call__(environ, start_response))
+        return super().__call__(environ, start_response)
+server.DomainDispatcherApplication = Serialised
+server.main(sys.argv[2:])
 """
 
 
