@@ -40,7 +40,8 @@ def sleep(payload: SleepPayload, ctx: JobContext) -> dict[str, float]:
 
 @task(max_attempts=3, backoff_base_s=1.0, backoff_cap_s=30.0, timeout_s=5)
 def fail(payload: FailPayload, ctx: JobContext) -> dict[str, int]:
-    """Fails (retryably) while the job's attempt number is <= times, then succeeds."""
-    if ctx.attempt <= payload.times:
-        raise RetryableError(f"planned failure {ctx.attempt} of {payload.times}")
-    return {"succeeded_on_attempt": ctx.attempt}
+    """Fails (retryably) on the job's first `times` attempts, counting every attempt the job
+    ever made (a redrive's fresh budget does not start the count again), then succeeds."""
+    if ctx.runs <= payload.times:
+        raise RetryableError(f"planned failure {ctx.runs} of {payload.times}")
+    return {"succeeded_on_attempt": ctx.runs}

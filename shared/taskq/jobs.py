@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskq import metrics
 from taskq.errors import (
     BackendError,
     Conflict,
@@ -84,6 +85,7 @@ class JobService:
                 outcomes.append(exc)
         try:
             created = self.store.create_many([new for _, new in fresh])
+            metrics.jobs_submitted(len(created))
         except TaskqError as exc:
             for index, _ in fresh:
                 outcomes[index] = exc
@@ -123,6 +125,7 @@ class JobService:
     def _store_one(self, new: NewJob) -> Submitted:
         job, created = self.store.create(new)
         if created:
+            metrics.jobs_submitted()
             return Submitted(job, replayed=False)
         if new.idempotency_key is None:
             raise Conflict(f"job id {new.job_id} collided; submit again")

@@ -49,8 +49,9 @@ class JobContext:
 
     job_id: str
     task: str
-    attempt: int
+    attempt: int  # within the current budget (a redrive may reset it)
     max_attempts: int
+    runs: int = 0  # every attempt the job ever started, across redrives
 
 
 TaskFn = Callable[[Any, JobContext], Any]

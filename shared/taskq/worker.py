@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from taskq import metrics
 from taskq.backoff import lease_until, retry_delay
 from taskq.errors import InvalidTransition, JobNotFound, TaskqError, UnknownTask
 from taskq.log import logger
@@ -108,7 +109,8 @@ class Worker:
         self._run(record, job, task)
 
     def _run(self, record: SQSRecord, job: Job, task: Task) -> None:
-        ctx = JobContext(job.id, job.task, job.attempt, job.max_attempts)
+        runs = sum(event.kind == Status.RUNNING for event in job.events)
+        ctx = JobContext(job.id, job.task, job.attempt, job.max_attempts, runs)
         started = self.clock()
         try:
             payload = task.parse(job.payload)
@@ -134,6 +136,7 @@ class Worker:
             logger.warning("result discarded: the job moved on", extra={"detail": str(exc)})
             return
         logger.info("job completed", extra={"duration_s": round(self.clock() - started, 3)})
+        metrics.job_completed(self.clock() - started)
 
     def _retry(self, record: SQSRecord, job: Job, task: Task, error: str) -> None:
         policy = task.policy
@@ -144,6 +147,7 @@ class Worker:
             logger.warning("retry not recorded: the job moved on")
             return
         logger.info("job will retry", extra={"delay_s": delay, "error": error})
+        metrics.job_retried()
         self.queue.delay(record.receipt_handle, delay)
         raise RetryLater(error)
 
@@ -158,6 +162,7 @@ class Worker:
     def _to_dlq(self, record: SQSRecord, job: Job) -> None:
         """The job is failed: its message belongs in the DLQ (acknowledged here after)."""
         logger.error("job failed", extra={"error": job.error})
+        metrics.job_failed()
         self.queue.dead_letter(
             record.body,
             job.error or "failed",
