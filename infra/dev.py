@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ def main() -> int:
     try:
         with contextlib.ExitStack() as resources:
             cloud, source = _start(resources)
+            _write_cli_env(cloud)
             print(_banner(cloud, source), flush=True)
             # Poll: a signal caught by another thread only runs its handler once the main
             # thread wakes, and a bare wait() might never wake.
@@ -86,6 +88,22 @@ def _start(resources: contextlib.ExitStack) -> tuple[LocalCloud, str]:
     return cloud, source
 
 
+CLI_ENV = ROOT / ".dev" / "env"
+_CLI_NAMES = (
+    "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "TASKQ_TABLE", "TASKQ_QUEUE_URL", "TASKQ_DLQ_URL", "TASKQ_KEYS_TABLE",
+)  # fmt: skip
+
+
+def _write_cli_env(cloud: LocalCloud) -> None:
+    """What the `taskq` CLI needs to find this stack, for `source .dev/env`."""
+    env = cloud.env
+    CLI_ENV.parent.mkdir(exist_ok=True)
+    CLI_ENV.write_text(
+        "".join(f"export {name}={shlex.quote(env[name])}\n" for name in _CLI_NAMES if env.get(name))
+    )
+
+
 def _auth_mode() -> str:
     mode = os.environ.get("TASKQ_AUTH", "off")
     if mode not in ("off", "required"):
@@ -110,6 +128,7 @@ def _banner(cloud: LocalCloud, source: str) -> str:
         "  try:",
         f"    curl -X POST {cloud.api_url}/jobs -H 'content-type: application/json' "
         """-d '{"task":"echo","payload":{"message":"hi"}}'""",
+        f"  CLI       source {CLI_ENV.relative_to(ROOT)} && .venv/bin/taskq stats",
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)

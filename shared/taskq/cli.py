@@ -36,6 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from taskq import aws
+from taskq.auth import ApiKey, KeyStore
 from taskq.config import Settings
 from taskq.dlq import Action, AuditRecord, DeadEntry, DeadLetters, Outcome, Report, Selector
 from taskq.errors import (
@@ -75,6 +76,7 @@ ENV_NAMES = ("TASKQ_TABLE", "TASKQ_QUEUE_URL", "TASKQ_DLQ_URL")
 # template.yaml's Outputs, by the variable each one fills.
 STACK_OUTPUTS = {
     "TASKQ_TABLE": "JobsTableName",
+    "TASKQ_KEYS_TABLE": "ApiKeysTableName",
     "TASKQ_QUEUE_URL": "JobQueueUrl",
     "TASKQ_DLQ_URL": "DeadLetterQueueUrl",
 }
@@ -166,6 +168,16 @@ class Backend:
     @cached_property
     def dead(self) -> DeadLetters:
         return DeadLetters(self.store, self.queue)
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        s = self.settings
+        if not s.keys_table:
+            raise ConfigError(
+                "missing environment variable TASKQ_KEYS_TABLE (the API keys table; "
+                "make dev's .dev/env and --stack both set it)"
+            )
+        return KeyStore(s.keys_table, aws.client("dynamodb", s.region, s.endpoint_url))
 
 
 def _console(*, stderr: bool) -> Console:
@@ -284,8 +296,15 @@ dlq_app = typer.Typer(
     epilog=EXIT_CODES,
     rich_markup_mode="markdown",
 )
+keys_app = typer.Typer(
+    help="API keys: create (shown once), list, revoke. Keys are stored only as hashes.",
+    no_args_is_help=True,
+    epilog=EXIT_CODES,
+    rich_markup_mode="markdown",
+)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts).")]
 JobIdArg = Annotated[str, typer.Argument(metavar="ID", help="The job id (32 hex characters).")]
@@ -563,6 +582,70 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     oldest = "-" if age is None else _span(age) + ("" if figures.oldest_dlq_age_exact else "+")
     table.add_row("DLQ oldest message", oldest)
     b.out.print(table)
+
+
+# --- keys ---------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option(help="The tenant the key's jobs belong to.")],
+    name: Annotated[str, typer.Option(help="What the key is for (e.g. ci, billing-service).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key. It is printed once, now: store it; taskq keeps only its hash."""
+    record, key = _backend(ctx).keys.create(tenant, name)
+    if as_json:
+        _json({**_key_row(record), "key": key})
+        return
+    b = _backend(ctx)
+    b.out.print(key)
+    b.err.print(f"key {record.key_id} for tenant {record.tenant}: shown once, store it now")
+
+
+@keys_app.command("ls")
+def keys_ls(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys (never the keys themselves)."""
+    b = _backend(ctx)
+    rows = [_key_row(k) for k in b.keys.list(tenant)]
+    if as_json:
+        _json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("key_id", "tenant", "name", "created_at", "revoked_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c] or "-") for c in ("key_id", "tenant", "name", "created_at",
+                                                       "revoked_at")))  # fmt: skip
+    b.out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key id (16 hex).")],
+) -> None:
+    """Revoke a key; API processes stop accepting it within 30 s (their cache)."""
+    if not re.fullmatch(r"[0-9a-f]{16}", key_id):
+        raise UsageProblem(f"{key_id!r} is not a key id (16 hex characters; see taskq keys ls)")
+    if not _backend(ctx).keys.revoke(key_id):
+        raise JobNotFound(f"no active key {key_id} (unknown, or revoked already)")
+    _backend(ctx).err.print(f"key {key_id} revoked")
+
+
+def _key_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "tenant": key.tenant,
+        "name": key.name,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
 
 
 # --- dlq ----------------------------------------------------------------------------

@@ -250,3 +250,24 @@ def test_purge_deletes_the_selected_and_logs_an_audit_record(
     remaining = [m["job_id"] for m in taskq("dlq", "ls", "--json").json()["messages"]]
     assert remaining == [keep]
     assert store.get(gone).status == Status.FAILED
+
+
+def test_keys_create_ls_revoke(
+    taskq: Any, aws: Any, monkeypatch: pytest.MonkeyPatch, dynamodb: Any
+) -> None:
+    assert "TASKQ_KEYS_TABLE" in one_error_line(taskq("keys", "ls"))
+    monkeypatch.setenv("TASKQ_KEYS_TABLE", aws.tables["ApiKeysTable"])
+    created = taskq("keys", "create", "--tenant", "acme", "--name", "ci", "--json")
+    assert created.code == 0, created.err
+    key, key_id = created.json()["key"], created.json()["key_id"]
+    assert key.startswith(f"tq_{key_id}_")
+    listed = taskq("keys", "ls", "--json").json()
+    assert [(k["key_id"], k["tenant"], k["revoked_at"]) for k in listed] == [(key_id, "acme", None)]
+    assert key not in taskq("keys", "ls").out  # the key itself is never shown again
+    assert taskq("keys", "revoke", key_id).code == 0
+    assert taskq("keys", "ls", "--json").json()[0]["revoked_at"] is not None
+    again = taskq("keys", "revoke", key_id)
+    assert again.code == 1 and "revoked already" in one_error_line(again)
+    assert taskq("keys", "revoke", "nope").code == 2
+    bad = taskq("keys", "create", "--tenant", "Not Valid", "--name", "x")
+    assert bad.code == 2 and "tenant" in one_error_line(bad)

@@ -145,6 +145,7 @@ def test_a_stack_names_the_resources(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCloudFormation(
         {
             "JobsTableName": "taskq-prod-jobs",
+            "ApiKeysTableName": "taskq-prod-api-keys",
             "JobQueueUrl": "https://sqs/q",
             "DeadLetterQueueUrl": "https://sqs/dlq",
             "ApiUrl": "https://api",
@@ -157,6 +158,7 @@ def test_a_stack_names_the_resources(monkeypatch: pytest.MonkeyPatch) -> None:
         "https://sqs/q",
         "https://sqs/dlq",
     )
+    assert settings.keys_table == "taskq-prod-api-keys"
     assert fake.asked == ["taskq-prod"]
 
 
