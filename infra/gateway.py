@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.sandbox import FunctionTimeout, InvokeError, LocalFunction
 from infra.template import HttpRoute
-from infra.throttle import TokenBucket
+from taskq.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 

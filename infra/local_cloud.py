@@ -17,8 +17,8 @@ from infra.poller import EventSourcePoller
 from infra.provision import Resources, provision
 from infra.sandbox import LocalFunction
 from infra.scheduler import Scheduler
-from infra.template import FUNCTION, HttpRoute, Stack
-from infra.throttle import TokenBucket
+from infra.template import FUNCTION, FunctionSpec, HttpRoute, Stack
+from taskq.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class LocalCloud:
         schedule_override_s: float | None = None,
         start_scheduler: bool = True,
         parameters: Mapping[str, str] | None = None,
+        customize: Callable[[FunctionSpec], FunctionSpec] | None = None,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         self.endpoint_url = endpoint_url
@@ -48,6 +49,9 @@ class LocalCloud:
         self.schedule_override_s = schedule_override_s
         self.start_scheduler = start_scheduler
         self.parameters = {**(parameters or {}), "Stage": stage}
+        # Test hook: deploy a variant of each function (an extra layer, a shorter timeout,
+        # more environment) as a second template would, before any sandbox starts.
+        self.customize = customize
         self.stack: Stack | None = None
         self.resources = Resources({}, {}, {})
         self.functions: dict[str, LocalFunction] = {}
@@ -117,8 +121,11 @@ class LocalCloud:
         for lid in stack.logical_ids(FUNCTION):
             http, sqs, periods = stack.http_routes(lid), stack.sqs_event(lid), stack.schedules(lid)
             concurrency = max(API_CONCURRENCY if http else 1, sqs.maximum_concurrency if sqs else 1)
+            spec = stack.function(lid)
             function = LocalFunction(
-                stack.function(lid), extra_env=extra_env, max_concurrency=concurrency
+                self.customize(spec) if self.customize else spec,
+                extra_env=extra_env,
+                max_concurrency=concurrency,
             )
             self.functions[lid] = function
             self._stoppers.append(function.close)

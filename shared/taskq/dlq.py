@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from taskq.errors import BackendError, InvalidTransition, JobNotFound
 from taskq.models import Job, Status
 from taskq.queue import DeadLetter, JobQueue, parse_body
+from taskq.ratelimit import TokenBucket
 from taskq.store import JobStore
 
 SCAN_VISIBILITY_S = 60  # how long a scan hides what it receives (released when decided)
@@ -246,45 +247,6 @@ class AuditRecord:
     job_status: str | None
     error: str | None
     body: str
-
-
-class TokenBucket:
-    """At most `rate` acquisitions a second, in bursts of at most `burst`.
-
-    The bucket is bounded, so a pause (a slow call, an operator at a prompt) does not
-    bank a flood of sends; and it only sleeps when it is empty.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        burst: int = 1,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be positive and burst at least 1")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._last = clock()
-
-    def acquire(self) -> float:
-        """Take one token, sleeping until there is one; returns the seconds slept."""
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return 0.0
-        wait = (1 - self._tokens) / self.rate
-        self._sleep(wait)
-        self._tokens = 0.0
-        self._last = now + wait
-        return wait
 
 
 StepHook = Callable[[str, DeadEntry], None]  # ("reset" | "sent" | "deleted", entry)

@@ -15,7 +15,7 @@ import pytest
 from infra.gateway import MAX_BODY_BYTES, LocalGateway
 from infra.sandbox import LocalFunction
 from infra.template import FunctionSpec, HttpRoute
-from infra.throttle import TokenBucket
+from taskq.ratelimit import TokenBucket
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from infra.template import Stack
-from infra.throttle import TokenBucket
+from taskq.ratelimit import TokenBucket
 from tests.unit.conftest import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
