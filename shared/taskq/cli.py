@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -827,7 +827,7 @@ def dlq_purge(
         return b.dead.purge(
             selector,
             actor=b.actor,
-            audit=_audit,
+            audit=lambda record: _audit(b, record),
             max_messages=max_messages,
             dry_run=dry,
             restrict_to=restrict,
@@ -870,12 +870,18 @@ def _operate(b: Backend, name: str, run: Run, *, dry_run: bool, yes: bool, as_js
         raise typer.Exit(EXIT_FAILED)
 
 
-def _audit(record: AuditRecord) -> None:
+def _audit(b: Backend, record: AuditRecord) -> None:
+    """Log the purge, and note it in the job's own history when the job exists."""
     from dataclasses import asdict
 
     from taskq.log import logger
 
     logger.info("dlq message purged", extra={"audit": asdict(record)})
+    if record.job_id and is_job_id(record.job_id):
+        with suppress(JobNotFound):
+            b.store.record_event(
+                record.job_id, "dlq-purged", f"{record.actor}; dlq message {record.message_id}"
+            )
 
 
 # --- output -------------------------------------------------------------------------

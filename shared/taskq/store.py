@@ -357,6 +357,18 @@ class JobStore:
             values=values,
         )
 
+    def record_event(self, job_id: str, kind: str, detail: str) -> Job:
+        """Append an audit note (e.g. "its DLQ message was purged") to the history; the
+        status and everything else stay as they are."""
+        now = self.clock()
+        return self._transition(
+            job_id,
+            kind,
+            update="SET events = list_append(events, :ev)",
+            condition="attribute_exists(events)",
+            values={":ev": {"L": [_event(kind, now, detail=detail)]}},
+        )
+
     def mark_requeued(self, job: Job, reason: str) -> Job:
         """Record that the sweeper re-sent the job's message; no status change.
 
@@ -482,20 +494,22 @@ class JobStore:
             # another tenant's job; a mismatch reads as "not found", like a read would.
             condition = f"tenant = :tenant AND ({condition})"
             values = {**values, ":tenant": {"S": tenant}}
-        names = {"#s": "status"}  # status, error and result are DynamoDB reserved words
-        for alias, name in (("#e", "error"), ("#r", "result")):
-            if alias in update:
-                names[alias] = name
+        # status, error and result are DynamoDB reserved words; DynamoDB refuses unused names.
+        names = {
+            alias: name
+            for alias, name in (("#s", "status"), ("#e", "error"), ("#r", "result"))
+            if alias in update or alias in condition
+        }
         try:
             response = self._call(
                 "update_item",
                 Key=_key(job_id),
                 UpdateExpression=update,
                 ConditionExpression=f"attribute_exists(id) AND ({condition})",
-                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **({"ExpressionAttributeNames": names} if names else {}),
             )
         except ConditionFailed as failed:
             current = failed.item

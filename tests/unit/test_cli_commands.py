@@ -249,7 +249,11 @@ def test_purge_deletes_the_selected_and_logs_an_audit_record(
     assert [(a["audit"]["job_id"], a["audit"]["actor"]) for a in audit] == [(gone, "unit-test")]
     remaining = [m["job_id"] for m in taskq("dlq", "ls", "--json").json()["messages"]]
     assert remaining == [keep]
-    assert store.get(gone).status == Status.FAILED
+    purged = store.get(gone)
+    assert purged.status == Status.FAILED  # the job itself is not changed ...
+    assert purged.events[-1].kind == "dlq-purged"  # ... but its history says what happened
+    assert purged.events[-1].detail and purged.events[-1].detail.startswith("unit-test")
+    assert store.get(keep).events[-1].kind == "failed"
 
 
 def test_keys_create_ls_revoke(
