@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup dev test unit integration lint fmt clean
+.PHONY: sam-setup validate build sam-api test-localstack deploy undeploy events
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "taskq needs Python >= 3.11"'
@@ -36,4 +37,61 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+# --- the AWS SAM CLI paths -------------------------------------------------------------------
+# aws-sam-cli (the `sam` extra in pyproject.toml) pins boto3, click and pydantic below what
+# taskq uses, so it gets a venv of its own; `make test` does not need it (its tests skip).
+SAM_VENV  ?= .venv-sam
+SAM       := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
+REGION    ?= us-east-1
+# The CPU of this machine, for builds that run here (the smoke test, sam local).
+HOST_ARCH  = $(shell $(PYTHON) -c 'import platform; print("arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64")')
+HOST_BUILD := .aws-sam/host/build
+export SAM_CLI_TELEMETRY := 0
+
+$(SAM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		$$($(PYTHON) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["sam"]))')
+	@touch $(SAM_STAMP)
+
+sam-setup: $(SAM_STAMP)
+
+validate: setup sam-setup  ## sam validate --lint, cfn-lint, and what those linters miss
+	$(SAM) validate --lint --region $(REGION)
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(PY) -m pytest -q tests/unit/test_template_*.py
+
+build: setup sam-setup  ## sam build (what deploy uploads), then run the built handlers here
+	$(SAM) build --cached --parallel
+	$(PY) -m pytest -q tests/integration/test_sam_build.py
+
+env.json: template.yaml infra/samlocal.py | $(STAMP)
+	$(PY) -m infra.samlocal env-json
+
+sam-api: setup sam-setup env.json  ## sam local start-api on 127.0.0.1:3000 against LocalStack (Docker)
+	$(PY) -m infra.localstack provision
+	$(SAM) build --cached --parallel --parameter-overrides Architecture=$(HOST_ARCH) \
+		--build-dir $(HOST_BUILD) --cache-dir .aws-sam/host/cache
+	$(SAM) local start-api --template $(HOST_BUILD)/template.yaml \
+		--parameter-overrides Architecture=$(HOST_ARCH) --env-vars env.json \
+		--docker-network taskq-local --host 127.0.0.1 --port 3000 --region $(REGION)
+
+test-localstack: setup  ## the integration suite on LocalStack ($$AWS_ENDPOINT_URL, or :4566)
+	$(PY) -m infra.localstack
+
+deploy: setup sam-setup  ## sam build + sam deploy to AWS (guided the first time: samconfig.toml)
+	$(SAM) build --cached --parallel \
+		--parameter-overrides Architecture=$$($(PY) -m infra.samlocal deploy-arch)
+	$(PY) -m infra.samlocal check-build .aws-sam/build $$($(PY) -m infra.samlocal deploy-arch)
+	if [ -f samconfig.toml ]; then $(SAM) deploy; else $(SAM) deploy --guided; fi
+	@$(PY) -m infra.samlocal check-build .aws-sam/build $$($(PY) -m infra.samlocal deploy-arch) \
+		|| echo "deploy: Architecture was changed while deploying; run make deploy again"
+
+undeploy: sam-setup  ## sam delete: remove the stack samconfig.toml names (tables included)
+	$(SAM) delete
+
+events: setup sam-setup  ## regenerate tests/events/ with sam local generate-event
+	$(PY) tests/events/generate.py --sam $(SAM)

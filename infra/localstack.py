@@ -64,13 +64,15 @@ def endpoint() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     url = endpoint()
+    provisioning = args[:1] == ["provision"]
     if not endpoint_reachable(url):
-        print(
-            f"test-localstack: skipped, nothing answers at {url} "
-            "(start LocalStack with `docker compose up -d`, or set AWS_ENDPOINT_URL)"
-        )
+        hint = "start LocalStack with `docker compose up -d`, or set AWS_ENDPOINT_URL"
+        if provisioning:
+            print(f"localstack: nothing answers at {url} ({hint})", file=sys.stderr)
+            return 1
+        print(f"test-localstack: skipped, nothing answers at {url} ({hint})")
         return 0
-    if args[:1] == ["provision"]:
+    if provisioning:
         stack = Stack.from_file(
             ROOT / "template.yaml", parameters=LOCAL_PARAMETERS, region=LOCAL_REGION
         )

@@ -6,13 +6,18 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
+
 from taskq.api import create_app
 from taskq.log import logger
+from taskq.metrics import metrics
+from taskq.tracing import tracer
 
 app = create_app()
 _adapter = Mangum(app, lifespan="off")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)  # responses carry job payloads
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dict(_adapter(event, context))

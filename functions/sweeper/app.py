@@ -6,11 +6,15 @@ from dataclasses import asdict
 from typing import Any
 
 from taskq.log import logger
+from taskq.metrics import metrics
 from taskq.sweeper import sweep
+from taskq.tracing import tracer
 from taskq.wiring import services
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     report = sweep(svc.store, svc.queue, stale_after_s=svc.settings.stale_after_s)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from taskq.log import logger
+from taskq.metrics import metrics
+from taskq.tracing import tracer
 from taskq.wiring import services
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return services().worker.handle_batch(event, context)
