@@ -1,11 +1,16 @@
-"""AWS clients, created once per process (Lambda re-uses them) and honouring AWS_ENDPOINT_URL."""
+"""AWS clients, created once per process (Lambda re-uses them) and honouring AWS_ENDPOINT_URL.
+
+Clients come from botocore directly: boto3 adds nothing taskq uses, and importing it
+pulls in s3transfer and multiprocessing, a fifth of a second of every cold start.
+"""
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Any, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,13 +26,17 @@ CLIENT_CONFIG = Config(
 )
 
 
+_creating = threading.Lock()  # botocore sessions are not safe to create clients concurrently
+
+
 @lru_cache(maxsize=8)
 def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
-    """One client per (service, region, endpoint) per process; boto3 clients are thread-safe."""
-    session: Any = boto3.session.Session()
-    return session.client(
-        service, region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
-    )
+    """One client per (service, region, endpoint) per process; clients are thread-safe."""
+    with _creating:
+        session: Any = botocore.session.get_session()
+        return session.create_client(
+            service, region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
+        )
 
 
 class ConditionFailed(Exception):

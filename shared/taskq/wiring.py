@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from taskq import aws
 from taskq.auth import Authenticator, KeyStore
@@ -17,7 +18,9 @@ from taskq.jobs import JobService
 from taskq.queue import JobQueue
 from taskq.store import JobStore
 from taskq.tasks import TaskRegistry, load_tasks
-from taskq.worker import Worker
+
+if TYPE_CHECKING:
+    from taskq.worker import Worker
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,15 @@ class Services:
     queue: JobQueue
     registry: TaskRegistry
     jobs: JobService
-    worker: Worker
     auth: Authenticator | None  # None: authentication is off (local development)
+
+    @property
+    def worker(self) -> Worker:
+        # Imported here: the API never runs the worker, and the batch machinery would
+        # add to every API cold start.
+        from taskq.worker import Worker
+
+        return Worker(self.store, self.queue, self.registry)
 
 
 def build(config: Settings) -> Services:
@@ -48,7 +58,6 @@ def build(config: Settings) -> Services:
         queue=queue,
         registry=registry,
         jobs=JobService(store, queue, registry, default_max_attempts=config.default_max_attempts),
-        worker=Worker(store, queue, registry),
         auth=auth,
     )
 
