@@ -4,13 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup dev test unit integration lint fmt clean
+.PHONY: setup dev test unit integration lint audit lock fmt clean
 .PHONY: sam-setup validate build sam-api test-localstack deploy undeploy events
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "taskq needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,6 +31,17 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared/taskq infra functions
+	$(VENV)/bin/bandit -q -r shared functions infra -ll
+
+# pip-audit asks PyPI's JSON API (or OSV) about each pinned version: it needs the internet,
+# which CI here does not have (only the package index), so it is its own target.
+audit: setup
+	$(VENV)/bin/pip-audit -r requirements.lock --no-deps --strict
+
+lock: setup  ## pin every installed version again (after changing pyproject.toml)
+	@(echo "# Exact versions of every package in .venv, as installed on the project's machine (Python 3.11)."; \
+	  echo "# make setup installs with these as constraints; make lock writes this file again."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -viE '^(-e|taskq)') > requirements.lock
 
 fmt: setup
 	$(VENV)/bin/ruff format .

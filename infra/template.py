@@ -77,7 +77,8 @@ for _tag in (
 def load_template(path: str | Path) -> dict[str, Any]:
     """Parse a SAM/CloudFormation YAML template, short tags included."""
     with open(path, encoding="utf-8") as fh:
-        doc = yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
+        # CfnLoader is a SafeLoader subclass (adds only the CloudFormation tags).
+        doc = yaml.load(fh, Loader=CfnLoader)  # noqa: S506  # nosec B506
     if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict):
         raise TemplateError(f"{path}: not a template (no Resources mapping)")
     return doc
