@@ -101,7 +101,7 @@ def create_app() -> FastAPI:
         title="taskq",
         version="0.1.0",
         description="Submit background jobs; taskq stores, runs, retries and dead-letters them.",
-        responses={401: PROBLEM, 422: PROBLEM, 500: PROBLEM, 503: PROBLEM},
+        responses={401: PROBLEM, 415: PROBLEM, 422: PROBLEM, 500: PROBLEM, 503: PROBLEM},
     )
     problems.install(app)
 

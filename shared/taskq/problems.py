@@ -105,6 +105,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and media != "application/json" and await request.body():
+            # FastAPI reads only JSON bodies as JSON; say so instead of "not a dictionary".
+            return problem(
+                415,
+                "send the body as JSON with Content-Type: application/json "
+                f"(got {media or 'none'})",
+                kind="unsupported-media-type",
+            )
         errors = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
             for e in exc.errors()

@@ -207,3 +207,13 @@ def test_retry_a_failed_job(client: TestClient, services: Services) -> None:
     retried = client.post(f"/jobs/{job_id}/retry")
     assert retried.status_code == 200
     assert retried.json()["status"] == "pending" and retried.json()["attempts"] == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_without_the_json_content_type_gets_415(
+    client: TestClient, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/jobs", content=b'{"task": "echo"}', headers=headers)
+    problem = assert_problem(response, 415)
+    assert "application/json" in problem["detail"]
