@@ -30,7 +30,7 @@ integration: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared/taskq infra functions
+	$(VENV)/bin/mypy shared/taskq infra functions bench
 	$(VENV)/bin/bandit -q -r shared functions infra -ll
 
 # pip-audit asks PyPI's JSON API (or OSV) about each pinned version: it needs the internet,
@@ -42,6 +42,12 @@ lock: setup  ## pin every installed version again (after changing pyproject.toml
 	@(echo "# Exact versions of every package in .venv, as installed on the project's machine (Python 3.11)."; \
 	  echo "# make setup installs with these as constraints; make lock writes this file again."; \
 	  $(PY) -m pip freeze --exclude-editable | grep -viE '^(-e|taskq)') > requirements.lock
+
+.PHONY: bench
+bench: setup  ## throughput, latency, AWS calls and cost per job on the emulator -> results/
+	@$(PY) -c 'import matplotlib, celery, kombu.transport.SQS, pycurl' 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[bench]'
+	$(PY) -m bench
 
 fmt: setup
 	$(VENV)/bin/ruff format .

@@ -1,0 +1,127 @@
+"""Cost per million jobs on AWS list prices, from counted calls and measured durations.
+
+DynamoDB bills capacity units, not calls: a write takes one write unit per KB of the item
+(the larger of before and after), and the same again in every global secondary index it
+touches; a write that moves an item to another index key (a status change on the by_status
+index) is a delete plus a put there, two units (the DynamoDB guide's "Provisioned
+throughput considerations for GSIs"). A failed conditional write still takes one unit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from bench import prices
+from bench.calls import Call
+
+STATUS_ATTRIBUTE = "status"
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Bytes of a DynamoDB item (low-level form) by DynamoDB's sizing rules."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(str(v).encode())
+    if kind == "N":
+        digits = Decimal(str(v)).normalize().as_tuple().digits
+        return math.ceil(len(digits) / 2) + 1
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(x) for x in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(x) for k, x in v.items())
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: x}) for x in v)
+    raise ValueError(f"unknown DynamoDB type {kind}")
+
+
+def capacity(
+    calls: Iterable[Call], item_kb: int, indexes: Sequence[Mapping[str, Any]]
+) -> tuple[float, float]:
+    """(write units, read units) the DynamoDB calls took, for items of `item_kb` (rounded up).
+
+    Every UpdateItem here is a status transition (the only kind a job's path makes); every
+    new item has all the index keys (status, task, tenant_created).
+    """
+    put = 1 + len(indexes)
+    move = 1 + sum(2 if STATUS_ATTRIBUTE in gsi["keys"] else 1 for gsi in indexes)
+    wru = rru = 0.0
+    for call in calls:
+        if call.service != "dynamodb":
+            continue
+        failed = call.status >= 400
+        if call.operation == "PutItem":
+            wru += item_kb * (1 if failed else put)
+        elif call.operation == "BatchWriteItem":
+            wru += item_kb * put * call.items
+        elif call.operation == "UpdateItem":
+            wru += item_kb * (1 if failed else move)
+        elif call.operation == "TransactWriteItems":
+            wru += 2 * item_kb * move * call.items
+        elif call.operation in ("GetItem", "Query"):
+            rru += max(1, math.ceil(item_kb / 4))
+        elif call.operation == "BatchGetItem":
+            rru += call.items * max(1, math.ceil(item_kb / 4))
+    return wru, rru
+
+
+# Assumed, not measured: a typical in-region call from Lambda. Used only for the line that
+# re-prices Lambda duration as if each call took this long instead of the emulator's time.
+AWS_CALL_MS = {"dynamodb": 6.0, "sqs": 10.0}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one job uses, on average."""
+
+    api_invocations: float
+    api_billed_ms: float
+    worker_invocations: float
+    worker_billed_ms: float
+    dynamodb_wru: float
+    dynamodb_rru: float
+    sqs_requests: float
+    http_requests: float
+    log_bytes: float  # measured (the functions' own lines)
+
+
+def per_million(
+    usage: Usage, *, api_memory_mb: int, worker_memory_mb: int, architecture: str
+) -> dict[str, float]:
+    """USD per million jobs, by line."""
+    gb_seconds = (
+        (usage.api_billed_ms * api_memory_mb + usage.worker_billed_ms * worker_memory_mb)
+        / 1024
+        / 1000
+    )
+    invocations = usage.api_invocations + usage.worker_invocations
+    log_bytes = usage.log_bytes + invocations * prices.LAMBDA_PLATFORM_LOG_BYTES
+    million = 1e6
+    lines = {
+        "Lambda requests": invocations * prices.LAMBDA_REQUEST,
+        "Lambda duration": gb_seconds * prices.LAMBDA_GB_SECOND[architecture],
+        "DynamoDB writes": usage.dynamodb_wru * prices.DYNAMODB_WRITE_REQUEST_UNIT,
+        "DynamoDB reads": usage.dynamodb_rru * prices.DYNAMODB_READ_REQUEST_UNIT,
+        "SQS requests": usage.sqs_requests * prices.SQS_REQUEST,
+        "API Gateway (HTTP API)": usage.http_requests * prices.HTTP_API_REQUEST,
+        "CloudWatch Logs": log_bytes / 1e9 * prices.LOGS_INGESTED_GB,
+        "X-Ray traces (est.)": invocations * prices.XRAY_SAMPLED_SHARE * prices.XRAY_TRACE_RECORDED,
+    }
+    out = {name: value * million for name, value in lines.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+def usage_dict(usage: Usage) -> dict[str, float]:
+    return asdict(usage)

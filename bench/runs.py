@@ -1,0 +1,659 @@
+"""The measured runs. Each returns plain data for the report, and records its time window
+(for the log accounting) and the AWS calls made inside it.
+
+Every run is bounded by a job count and a deadline; a run that hits its deadline reports
+what it completed and says so (`complete: false`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import loadgen
+from bench.calls import Call, billable_per_job, per_job, retried
+from bench.cost import capacity, item_size
+from bench.cpu import CpuMeter, delta
+from bench.stack import API, WORKER, BenchStack, Invocation
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+NOOP = json.dumps({"task": "noop", "payload": {}}).encode()
+
+
+@dataclass
+class Sizes:
+    """How big each run is; `quick` shrinks them for a smoke run of the bench itself."""
+
+    submit_levels: tuple[int, ...] = (1, 2, 4, 8)
+    submit_jobs: int = 120
+    batch_levels: tuple[int, ...] = (1, 2)
+    batch_requests: int = 4
+    batch_size: int = 100
+    e2e_jobs: int = 240
+    e2e_concurrency: int = 4
+    e2e_repeats: int = 2
+    paced_jobs: int = 60
+    paced_rate: float = 20.0
+    retry_jobs: int = 30
+    scaling_concurrency: tuple[int, ...] = (1, 2, 5, 10)
+    scaling_batch: tuple[int, ...] = (1, 10)
+    scaling_jobs: int = 120
+    celery_jobs: int = 240
+    deadline_s: float = 60.0  # for any one run
+    budget_s: float = 270.0  # for the runs after start-up: later ones are skipped past it
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            submit_levels=(1, 4),
+            submit_jobs=30,
+            batch_levels=(2,),
+            batch_requests=2,
+            e2e_jobs=40,
+            e2e_repeats=1,
+            paced_jobs=20,
+            retry_jobs=5,
+            scaling_concurrency=(1, 5),
+            scaling_batch=(1, 10),
+            scaling_jobs=30,
+            celery_jobs=40,
+            deadline_s=40.0,
+        )
+
+
+@dataclass
+class Context:
+    stack: BenchStack
+    pool: Executor  # helper processes that generate load
+    sizes: Sizes
+    twin_table: str
+    twin_queue: str
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+    item_kb: int = 1
+    item_bytes: int = 0
+    progress: Callable[[str], None] = print
+    started: float = field(default_factory=time.monotonic)
+
+    def over_budget(self) -> bool:
+        return time.monotonic() - self.started > self.sizes.budget_s
+
+    def target(self) -> loadgen.Target:
+        return loadgen.Target(
+            self.stack.moto.url,
+            "us-east-1",
+            self.twin_table,
+            self.twin_queue,
+            str(self.stack.calls_dir / f"ceiling-{time.monotonic_ns()}.calls"),
+        )
+
+
+class Phase:
+    """Marks calls, invocations and time at the start; reads what happened since at the end."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.calls_mark = ctx.stack.calls.mark()
+        self.inv_marks = {lid: t.mark() for lid, t in ctx.stack.timers.items()}
+        self.labels = ctx.stack.process_labels()
+        self.cpu = CpuMeter().snapshot(self.labels)
+        self.started = time.time()
+
+    def end(self) -> PhaseData:
+        ended = time.time()
+        cpu = delta(self.cpu, CpuMeter().snapshot(self.labels))
+        self.ctx.windows[self.name] = (self.started, ended)
+        time.sleep(0.2)  # let the last lines of the call files land
+        calls = self.ctx.stack.calls.since(self.calls_mark)
+        invocations = {
+            lid: t.since(self.inv_marks[lid]) for lid, t in self.ctx.stack.timers.items()
+        }
+        return PhaseData(calls, invocations, self.started, ended, cpu)
+
+
+@dataclass
+class PhaseData:
+    calls: list[Call]
+    invocations: dict[str, list[Invocation]]
+    started: float
+    ended: float
+    cpu: dict[str, float]  # CPU seconds by component
+
+    def cpu_ms_per_job(self, jobs: int) -> dict[str, float]:
+        rows = {k: round(v * 1000 / max(jobs, 1), 2) for k, v in sorted(self.cpu.items()) if v > 0}
+        rows["total"] = round(sum(rows.values()), 2)
+        return rows
+
+    def group(self, stack: BenchStack, group: str) -> list[Call]:
+        return [c for c in self.calls if stack.source_group(c.source) == group]
+
+
+def stats_ms(values: Sequence[float]) -> dict[str, float]:
+    """p50, p95, p99, mean and max of seconds, in milliseconds."""
+    if not values:
+        return {}
+    ms = sorted(v * 1000 for v in values)
+    q = [ms[0]] * 99 if len(ms) == 1 else statistics.quantiles(ms, n=100, method="inclusive")
+    return {
+        "p50": round(q[49], 1),
+        "p95": round(q[94], 1),
+        "p99": round(q[98], 1),
+        "mean": round(statistics.fmean(ms), 1),
+        "max": round(ms[-1], 1),
+    }
+
+
+def calls_summary(calls: list[Call], jobs: int) -> dict[str, Any]:
+    table = per_job(calls, jobs)
+    return {
+        "per_job": {k: round(v, 3) for k, v in table.items()},
+        "billable_per_job": round(billable_per_job(table), 3),
+        "billable_per_job_with_empty_receives": round(
+            billable_per_job(table, with_empty_receives=True), 3
+        ),
+        "retried_attempts": retried(calls),
+        "errors": sum(1 for c in calls if c.status == 0 or c.status >= 500),
+    }
+
+
+def invocation_summary(invocations: list[Invocation], jobs: int) -> dict[str, Any]:
+    durations = [i.duration_s for i in invocations]
+    records = [i.records for i in invocations if i.records]
+    return {
+        "invocations": len(invocations),
+        "per_job": round(len(invocations) / max(jobs, 1), 4),
+        "duration_ms": stats_ms(durations),
+        "billed_ms_per_job": round(sum(math.ceil(d * 1000) for d in durations) / max(jobs, 1), 2),
+        "mean_batch": round(statistics.fmean(records), 2) if records else None,
+        "errors": sum(1 for i in invocations if not i.ok),
+    }
+
+
+def usage_parts(ctx: Context, data: PhaseData, jobs: int) -> dict[str, dict[str, float]]:
+    """Per job, for the API side and the worker side apart: what the cost model needs."""
+    stack = ctx.stack
+    out = {}
+    for group, lid in (("api", API), ("worker", WORKER)):
+        calls = data.group(stack, group)
+        wru, rru = capacity(calls, ctx.item_kb, stack.settings["gsi"])
+        invocations = data.invocations[lid]
+        in_handler = [c for c in calls if c.source == stack.function_name(lid)]
+        out[group] = {
+            # Calls the handler made (not the poller's): their count and time, to re-price
+            # the duration with other call latencies.
+            "handler_calls": len(in_handler) / max(jobs, 1),
+            "handler_call_ms": sum(max(c.ms, 0.0) for c in in_handler) / max(jobs, 1),
+            "invocations": len(invocations) / max(jobs, 1),
+            "billed_ms": sum(math.ceil(i.duration_s * 1000) for i in invocations) / max(jobs, 1),
+            "wru": wru / max(jobs, 1),
+            "rru": rru / max(jobs, 1),
+            "sqs_requests": sum(1 for c in calls if c.service == "sqs") / max(jobs, 1),
+            "sqs_empty_receives": sum(1 for c in calls if c.empty_receive) / max(jobs, 1),
+        }
+    return out
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def noop_batches(n: int, size: int) -> list[bytes]:
+    """POST /jobs:batch bodies holding n no-op jobs, `size` a request."""
+    counts = [min(size, n - start) for start in range(0, n, size)]
+    return [json.dumps({"jobs": [{"task": "noop", "payload": {}}] * c}).encode() for c in counts]
+
+
+def submit(
+    ctx: Context, path: str, bodies: list[bytes], concurrency: int, interval_s: float = 0.0
+) -> list[loadgen.Sent]:
+    future = ctx.pool.submit(
+        loadgen.http_submit,
+        ctx.stack.api_url,
+        path,
+        bodies,
+        concurrency,
+        ctx.sizes.deadline_s,
+        interval_s,
+    )
+    return future.result(timeout=ctx.sizes.deadline_s + 30)
+
+
+def wait_deleted(ctx: Context, base: int, n: int, timeout: float) -> bool:
+    """Until the poller has deleted n more messages (each after its job finished)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ctx.stack.poller.stats.deleted >= base + n:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_done(ctx: Context, base: int, ids: list[str], timeout: float) -> bool:
+    """Until every job in `ids` is completed. The poller's delete count says when to look
+    (it costs the emulator nothing); the jobs' items are then read to be sure, since a
+    message delivered twice (SQS, and moto, may) is deleted twice."""
+    deadline = time.monotonic() + timeout
+    if not wait_deleted(ctx, base, len(ids), timeout):
+        return False
+    while time.monotonic() < deadline:
+        if len(finished(ctx, ids)) >= len(ids):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def finished(ctx: Context, ids: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Per job: submitted/claimed/completed times from its stored events (completed only)."""
+    ddb = ctx.stack.client("dynamodb")
+    table = ctx.stack.env["TASKQ_TABLE"]
+    wanted = list(dict.fromkeys(ids))
+    out: dict[str, dict[str, float]] = {}
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [{"id": {"S": i}} for i in wanted[start : start + 100]],
+                "ProjectionExpression": "id, events",
+                "ConsistentRead": True,
+            }
+        }
+        for _ in range(10):
+            reply = ddb.batch_get_item(RequestItems=request)
+            for item in reply.get("Responses", {}).get(table, []):
+                times = _event_times(item)
+                if "completed" in times:
+                    out[item["id"]["S"]] = times
+            request = reply.get("UnprocessedKeys") or {}
+            if not request:
+                break
+    return out
+
+
+def _event_times(item: dict[str, Any]) -> dict[str, float]:
+    times: dict[str, float] = {}
+    for raw in item.get("events", {}).get("L", []):
+        entry = raw["M"]
+        at = datetime.strptime(entry["at"]["S"], TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+        kind = entry["kind"]["S"]
+        times.setdefault(f"first_{kind}", at)
+        times[kind] = at
+    return times
+
+
+def measure_item(ctx: Context, job_id: str) -> None:
+    """The size of a finished job's item: what each write of it is billed on."""
+    ddb = ctx.stack.client("dynamodb")
+    item = ddb.get_item(TableName=ctx.stack.env["TASKQ_TABLE"], Key={"id": {"S": job_id}})
+    if "Item" in item:
+        ctx.item_bytes = item_size(item["Item"])
+        ctx.item_kb = max(1, math.ceil(ctx.item_bytes / 1024))
+
+
+def purge(ctx: Context, *queue_urls: str) -> None:
+    """Empty queues by receiving and deleting (PurgeQueue is allowed once a minute)."""
+    sqs = ctx.stack.client("sqs")
+    for url in queue_urls:
+        for _ in range(1000):
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                break
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+
+def capacity_per_job(ctx: Context, calls: list[Call], jobs: int) -> dict[str, float]:
+    wru, rru = capacity(calls, ctx.item_kb, ctx.stack.settings["gsi"])
+    return {"wru": round(wru / max(jobs, 1), 3), "rru": round(rru / max(jobs, 1), 3)}
+
+
+# --- warm-up --------------------------------------------------------------------------------
+
+
+def warm_up(ctx: Context) -> None:
+    """Start every sandbox the runs will use, so no run pays a cold start (measured apart)."""
+    stack = ctx.stack
+    mark = stack.calls.mark()
+    stack.run_poller(stack.template_sqs.maximum_concurrency, stack.template_sqs.batch_size)
+    base = stack.poller.stats.deleted
+    sent = 0
+    for concurrency in (1, 2, 4, 4):  # the API function has 4 sandboxes; at most 2 start at once
+        replies = submit(ctx, "/jobs", [NOOP] * concurrency * 2, concurrency)
+        sent += sum(1 for r in replies if r[2] == 202)
+    wait_deleted(ctx, base, sent, 60)
+    stack.stop_poller()
+    seen = {c.source for c in stack.calls.since(mark)}
+    if not {stack.function_name(API), stack.function_name(WORKER)} <= seen:
+        raise RuntimeError(
+            "the probe counted no AWS call of the functions' own clients (saw only "
+            f"{sorted(seen)}): does taskq.wiring still make them with taskq.aws.client"
+            "(service, region, endpoint_url)? See bench/probe_layer/taskq_bench_probe.py"
+        )
+    job_id = next(r[3][0] for r in replies if r[3])
+    measure_item(ctx, job_id)
+    # The worker: invoke it with a record of a finished job (acknowledged, nothing runs), a
+    # few more at a time, until every sandbox the scaling runs use has started.
+    event = {"Records": [_record(stack, job_id)]}
+    worker = stack.cloud.functions[WORKER] if stack.cloud else None
+    assert worker is not None
+    for concurrency in range(2, stack.max_concurrency + 1, 2):
+        threads = [
+            threading.Thread(target=worker.invoke, args=(event,)) for _ in range(concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+
+def _record(stack: BenchStack, job_id: str) -> dict[str, Any]:
+    body = json.dumps({"job_id": job_id, "task": "noop"})
+    return {
+        "messageId": f"warm-{job_id}",
+        "receiptHandle": "warm-up",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "2"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:warm-up",
+        "awsRegion": "us-east-1",
+    }
+
+
+# --- submit throughput ------------------------------------------------------------------------
+
+
+def submit_throughput(ctx: Context) -> dict[str, Any]:
+    """POST /jobs at several concurrencies, POST /jobs:batch, and the raw calls at the same
+    concurrency; the worker is stopped (its queue is purged after)."""
+    sizes, stack = ctx.sizes, ctx.stack
+    stack.stop_poller()
+    single = []
+    queue = stack.env["TASKQ_QUEUE_URL"]
+    for level in sizes.submit_levels:
+        ctx.progress(f"submit: POST /jobs x{sizes.submit_jobs} at concurrency {level}")
+        purge(ctx, queue, ctx.twin_queue)  # moto's SendMessage slows as its queue grows
+        phase = Phase(ctx, f"submit-{level}")
+        replies = submit(ctx, "/jobs", [NOOP] * sizes.submit_jobs, level)
+        data = phase.end()
+        accepted = sum(len(r[3]) for r in replies)
+        raw = _raw_submit(ctx, sizes.submit_jobs, level)
+        row = {
+            "concurrency": level,
+            "jobs": accepted,
+            "errors": sum(1 for r in replies if r[2] != 202),
+            **_rate(replies, accepted),
+            "latency_ms": stats_ms([r[1] - r[0] for r in replies]),
+            "calls": calls_summary(data.group(stack, "api"), accepted),
+            "api": invocation_summary(data.invocations[API], accepted),
+            "ceiling_jobs_per_s": raw,
+            "cpu_ms_per_job": data.cpu_ms_per_job(accepted),
+        }
+        row["ratio_to_ceiling"] = (
+            round(row["jobs_per_s"] / raw, 3) if raw and row.get("jobs_per_s") else None
+        )
+        single.append(row)
+    batch = []
+    for level in sizes.batch_levels:
+        ctx.progress(
+            f"submit: POST /jobs:batch x{sizes.batch_requests} of {sizes.batch_size} "
+            f"at concurrency {level}"
+        )
+        body = json.dumps({"jobs": [{"task": "noop", "payload": {}}] * sizes.batch_size}).encode()
+        replies = []
+        phase = Phase(ctx, f"batch-{level}")
+        for _ in range(max(1, sizes.batch_requests // level)):  # rounds of `level` requests
+            purge(ctx, queue)
+            replies += submit(ctx, "/jobs:batch", [body] * level, level)
+        data = phase.end()
+        accepted = sum(len(r[3]) for r in replies)
+        batch.append(
+            {
+                "concurrency": level,
+                "batch_size": sizes.batch_size,
+                "requests": len(replies),
+                "jobs": accepted,
+                "errors": sum(1 for r in replies if r[2] != 202),
+                "jobs_per_s": round(
+                    accepted
+                    / sum(_span(replies[i : i + level]) for i in range(0, len(replies), level)),
+                    1,
+                )
+                if replies
+                else None,
+                "request_latency_ms": stats_ms([r[1] - r[0] for r in replies]),
+                "calls": calls_summary(data.group(stack, "api"), accepted),
+                "capacity_per_job": capacity_per_job(ctx, data.group(stack, "api"), accepted),
+                "cpu_ms_per_job": data.cpu_ms_per_job(accepted),
+                "api": invocation_summary(data.invocations[API], accepted),
+                "usage": usage_parts(ctx, data, accepted),
+                "window": f"batch-{level}",
+            }
+        )
+    purge(ctx, queue, ctx.twin_queue)
+    time.sleep(1.0)
+    return {"single": single, "batch": batch}
+
+
+def _span(replies: list[loadgen.Sent]) -> float:
+    return max(r[1] for r in replies) - min(r[0] for r in replies)
+
+
+def _rate(replies: list[loadgen.Sent], accepted: int) -> dict[str, Any]:
+    if not replies:
+        return {"jobs_per_s": None}
+    span = max(r[1] for r in replies) - min(r[0] for r in replies)
+    return {
+        "jobs_per_s": round(accepted / span, 1) if span > 0 else None,
+        "seconds": round(span, 2),
+    }
+
+
+def _raw_submit(ctx: Context, n: int, concurrency: int) -> float | None:
+    """PutItem + SendMessage per job, nothing else, at the same concurrency."""
+    done = ctx.pool.submit(
+        loadgen.ceiling_produce, ctx.target(), n, concurrency, ctx.sizes.deadline_s
+    ).result(timeout=ctx.sizes.deadline_s + 30)
+    if not done:
+        return None
+    span = max(e for _, _, e in done) - min(s for _, s, _ in done)
+    return round(len(done) / span, 1) if span > 0 else None
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+def e2e_taskq(
+    ctx: Context, name: str, n: int, interval_s: float = 0.0, window_s: float | None = None
+) -> dict[str, Any]:
+    """n no-op jobs through the HTTP API and the worker (the template's poller settings,
+    or another batching window)."""
+    stack, sizes = ctx.stack, ctx.sizes
+    spec = stack.template_sqs
+    window = spec.max_batching_window_s if window_s is None else window_s
+    stack.run_poller(spec.maximum_concurrency, spec.batch_size, window)
+    base = stack.poller.stats.deleted
+    phase = Phase(ctx, name)
+    replies = submit(ctx, "/jobs", [NOOP] * n, sizes.e2e_concurrency, interval_s)
+    accepted = [(r[0], r[3][0]) for r in replies if r[3]]
+    complete = wait_done(ctx, base, [i for _, i in accepted], sizes.deadline_s)
+    data = phase.end()
+    stack.stop_poller()
+    times = finished(ctx, [i for _, i in accepted])
+    submitted = {job_id: t for t, job_id in accepted}
+    latencies = [times[i]["completed"] - submitted[i] for i in times]
+    waits = [times[i]["first_running"] - submitted[i] for i in times if "first_running" in times[i]]
+    first = min(submitted.values()) if submitted else 0.0
+    last = max((t["completed"] for t in times.values()), default=first)
+    jobs = len(times)
+    worker_calls = data.group(stack, "worker")
+    api_calls = data.group(stack, "api")
+    return {
+        "jobs": jobs,
+        "submitted": len(accepted),
+        "complete": complete and jobs == len(accepted),
+        "concurrency": sizes.e2e_concurrency,
+        "poller": {
+            "concurrency": spec.maximum_concurrency,
+            "batch_size": spec.batch_size,
+            "window_s": window,
+        },
+        "offered_jobs_per_s": round(1 / interval_s, 1) if interval_s else None,
+        "jobs_per_s": round(jobs / (last - first), 1) if last > first else None,
+        "seconds": round(last - first, 2),
+        "latency_ms": stats_ms(latencies),
+        "wait_before_claim_ms": stats_ms(waits),
+        "calls": calls_summary(data.calls, jobs),
+        "calls_api": calls_summary(api_calls, jobs),
+        "calls_worker": calls_summary(worker_calls, jobs),
+        "capacity_per_job": capacity_per_job(ctx, data.calls, jobs),
+        "api": invocation_summary(data.invocations[API], jobs),
+        "worker": invocation_summary(data.invocations[WORKER], jobs),
+        "usage": usage_parts(ctx, data, jobs),
+        "cpu_ms_per_job": data.cpu_ms_per_job(jobs),
+        "window": name,
+    }
+
+
+def e2e_ceiling(ctx: Context, name: str, n: int, interval_s: float = 0.0) -> dict[str, Any]:
+    """The same jobs' calls from a minimal client: producers as many as the API's clients,
+    consumers as many as the poller's, batches as large, on the same emulator (the twin
+    table and queue: same keys, indexes and attributes)."""
+    sizes, spec = ctx.sizes, ctx.stack.template_sqs
+    target = ctx.target()
+    purge(ctx, ctx.twin_queue)
+    phase = Phase(ctx, name)
+    consumer = ctx.pool.submit(
+        loadgen.ceiling_consume,
+        target,
+        n,
+        spec.maximum_concurrency,
+        spec.batch_size,
+        sizes.deadline_s,
+    )
+    producer = ctx.pool.submit(
+        loadgen.ceiling_produce, target, n, sizes.e2e_concurrency, sizes.deadline_s, interval_s
+    )
+    produced = producer.result(timeout=sizes.deadline_s + 30)
+    done = consumer.result(timeout=sizes.deadline_s + 30)
+    data = phase.end()
+    submitted = {job_id: started for job_id, started, _ in produced}
+    latencies = [t - submitted[i] for i, t in done if i in submitted]
+    first = min(submitted.values()) if submitted else 0.0
+    last = max((t for _, t in done), default=first)
+    jobs = len(done)
+    return {
+        "jobs": jobs,
+        "complete": jobs >= n,
+        "producers": sizes.e2e_concurrency,
+        "consumers": spec.maximum_concurrency,
+        "batch_size": spec.batch_size,
+        "offered_jobs_per_s": round(1 / interval_s, 1) if interval_s else None,
+        "jobs_per_s": round(jobs / (last - first), 1) if last > first else None,
+        "seconds": round(last - first, 2),
+        "latency_ms": stats_ms(latencies),
+        "calls": calls_summary(data.calls, jobs),
+        "cpu_ms_per_job": data.cpu_ms_per_job(jobs),
+    }
+
+
+# --- one retry --------------------------------------------------------------------------------
+
+
+def retry_path(ctx: Context) -> dict[str, Any]:
+    """Jobs that fail once, then succeed (the demo task `fail` with times=1; backoff 1 s)."""
+    stack, sizes = ctx.stack, ctx.sizes
+    spec = stack.template_sqs
+    stack.run_poller(spec.maximum_concurrency, spec.batch_size)
+    phase = Phase(ctx, "retry")
+    body = json.dumps(
+        {"jobs": [{"task": "fail", "payload": {"times": 1}}] * sizes.retry_jobs}
+    ).encode()
+    replies = submit(ctx, "/jobs:batch", [body], 1)
+    ids = [i for r in replies for i in r[3]]
+    deadline = time.monotonic() + sizes.deadline_s
+    times: dict[str, dict[str, float]] = {}
+    while time.monotonic() < deadline:
+        time.sleep(1.0)  # a read per job a second: small next to the calls being counted
+        times = finished(ctx, ids)
+        if len(times) >= len(ids):
+            break
+    time.sleep(0.5)  # the last batch's delete follows its completion
+    data = phase.end()
+    stack.stop_poller()
+    jobs = len(times)
+    own = data.calls
+    return {
+        "jobs": jobs,
+        "complete": jobs == len(ids),
+        "submit": "POST /jobs:batch",
+        "calls": calls_summary(own, jobs),
+        "calls_worker": calls_summary(data.group(stack, "worker"), jobs),
+        "capacity_per_job": capacity_per_job(ctx, own, jobs),
+        "usage": usage_parts(ctx, data, jobs),
+        "window": "retry",
+        "latency_ms": stats_ms([t["completed"] - t["pending"] for t in times.values()]),
+    }
+
+
+# --- scaling ----------------------------------------------------------------------------------
+
+
+def scaling(ctx: Context) -> list[dict[str, Any]]:
+    """Drain a backlog of no-op jobs with each poller setting: throughput of the worker side."""
+    stack, sizes = ctx.stack, ctx.sizes
+    rows = []
+    for batch in sizes.scaling_batch:
+        for concurrency in sizes.scaling_concurrency:
+            if ctx.over_budget():
+                ctx.progress(f"scaling: {concurrency} x {batch} skipped (time budget spent)")
+                continue
+            ctx.progress(
+                f"scaling: drain {sizes.scaling_jobs} jobs, poller {concurrency} x {batch}"
+            )
+            stack.stop_poller()
+            purge(ctx, stack.env["TASKQ_QUEUE_URL"])  # only this run's jobs in the queue
+            bodies = noop_batches(sizes.scaling_jobs, sizes.batch_size)
+            replies = submit(ctx, "/jobs:batch", bodies, 1)
+            ids = [i for r in replies for i in r[3]]
+            base = stack.poller.stats.deleted
+            phase = Phase(ctx, f"scale-{concurrency}x{batch}")
+            started = time.time()
+            stack.run_poller(concurrency, batch)
+            complete = wait_done(ctx, base, ids, sizes.deadline_s)
+            data = phase.end()
+            stack.stop_poller()
+            times = finished(ctx, ids)
+            last = max((t["completed"] for t in times.values()), default=started)
+            jobs = len(times)
+            worker_calls = data.group(stack, "worker")
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "batch_size": batch,
+                    "jobs": jobs,
+                    "complete": complete and jobs == len(ids),
+                    "jobs_per_s": round(jobs / (last - started), 1) if last > started else None,
+                    "seconds": round(last - started, 2),
+                    "calls_worker": calls_summary(worker_calls, jobs),
+                    "capacity_per_job": capacity_per_job(ctx, worker_calls, jobs),
+                    "worker": invocation_summary(data.invocations[WORKER], jobs),
+                    "usage": usage_parts(ctx, data, jobs),
+                    "cpu_ms_per_job": data.cpu_ms_per_job(jobs),
+                    "window": f"scale-{concurrency}x{batch}",
+                }
+            )
+    return rows
