@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# Loaded during Lambda's init phase rather than on the first batch (wiring imports lazily).
+import taskq.worker  # noqa: F401
 from taskq.log import logger
 from taskq.metrics import metrics
 from taskq.tracing import tracer

@@ -2,24 +2,28 @@
 
 Lambda keeps the process warm between invocations, so clients and the task registry
 are created on first use and then re-used; tests pass their own pieces instead.
+
+Each function needs only part of this: the API never runs the worker, the worker never
+checks API keys nor submits. Those parts are built (and their modules imported) on first
+use, so neither function's cold start pays for the other's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from taskq import aws
-from taskq.auth import Authenticator, KeyStore
 from taskq.config import Settings, settings
 from taskq.errors import ConfigError
-from taskq.jobs import JobService
 from taskq.queue import JobQueue
 from taskq.store import JobStore
 from taskq.tasks import TaskRegistry, load_tasks
 
 if TYPE_CHECKING:
+    from taskq.auth import Authenticator
+    from taskq.jobs import JobService
     from taskq.worker import Worker
 
 
@@ -29,13 +33,31 @@ class Services:
     store: JobStore
     queue: JobQueue
     registry: TaskRegistry
-    jobs: JobService
-    auth: Authenticator | None  # None: authentication is off (local development)
 
-    @property
+    @cached_property
+    def jobs(self) -> JobService:
+        from taskq.jobs import JobService
+
+        return JobService(
+            self.store,
+            self.queue,
+            self.registry,
+            default_max_attempts=self.settings.default_max_attempts,
+        )
+
+    @cached_property
+    def auth(self) -> Authenticator | None:
+        """None: authentication is off (local development)."""
+        if not self.settings.auth_required:
+            return None
+        if not self.settings.keys_table:
+            raise ConfigError("authentication is required but no keys table is configured")
+        from taskq.auth import Authenticator, KeyStore
+
+        return Authenticator(KeyStore(self.settings.keys_table, self.store.db))
+
+    @cached_property
     def worker(self) -> Worker:
-        # Imported here: the API never runs the worker, and the batch machinery would
-        # add to every API cold start.
         from taskq.worker import Worker
 
         return Worker(self.store, self.queue, self.registry)
@@ -44,21 +66,11 @@ class Services:
 def build(config: Settings) -> Services:
     dynamodb = aws.client("dynamodb", config.region, config.endpoint_url)
     sqs = aws.client("sqs", config.region, config.endpoint_url)
-    store = JobStore(config.table_name, dynamodb, retention_days=config.retention_days)
-    queue = JobQueue(sqs, config.queue_url, config.dlq_url)
-    registry = load_tasks(config.task_modules)
-    auth = None
-    if config.auth_required:
-        if not config.keys_table:
-            raise ConfigError("authentication is required but no keys table is configured")
-        auth = Authenticator(KeyStore(config.keys_table, dynamodb))
     return Services(
         settings=config,
-        store=store,
-        queue=queue,
-        registry=registry,
-        jobs=JobService(store, queue, registry, default_max_attempts=config.default_max_attempts),
-        auth=auth,
+        store=JobStore(config.table_name, dynamodb, retention_days=config.retention_days),
+        queue=JobQueue(sqs, config.queue_url, config.dlq_url),
+        registry=load_tasks(config.task_modules),
     )
 
 
