@@ -17,8 +17,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import IO
+
+from infra.service import Service
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 15.0
@@ -85,7 +86,7 @@ def endpoint_reachable(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-class MotoServer:
+class MotoServer(Service):
     """moto's server on 127.0.0.1:port in a child process; a context manager."""
 
     def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
@@ -149,14 +150,3 @@ class MotoServer:
         self._log.seek(0)
         lines = self._log.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else "(no output)"
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 from infra.clients import credentials_env
 from infra.gateway import HOST, LocalGateway
@@ -17,6 +16,7 @@ from infra.poller import EventSourcePoller
 from infra.provision import Resources, provision
 from infra.sandbox import LocalFunction
 from infra.scheduler import Scheduler
+from infra.service import Service
 from infra.template import FUNCTION, FunctionSpec, HttpRoute, Stack
 from taskq.ratelimit import TokenBucket
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 API_CONCURRENCY = 4  # sandboxes serving HTTP at once (Lambda would scale further)
 
 
-class LocalCloud:
+class LocalCloud(Service):
     """Runs the template's stack (Stage plus any other `parameters`) on `endpoint_url`."""
 
     def __init__(
@@ -154,14 +154,3 @@ class LocalCloud:
             self._stoppers.append(poller.start().stop)
         for scheduler in self.schedulers.values():
             self._stoppers.append(scheduler.start().stop)
-
-    def __enter__(self) -> LocalCloud:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

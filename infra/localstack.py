@@ -15,12 +15,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlsplit
 
 from infra.emulator import endpoint_reachable
 from infra.provision import provision
 from infra.samlocal import LOCAL_PARAMETERS, LOCAL_REGION
+from infra.service import Service
 from infra.template import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ DEFAULT_ENDPOINT = "http://localhost:4566"
 TEST_ENDPOINT_ENV = "TASKQ_TEST_ENDPOINT"  # read by tests/integration/conftest.py
 
 
-class ExternalEndpoint:
+class ExternalEndpoint(Service):
     """An emulator run by someone else, shaped like infra.emulator.MotoServer for the tests
     (url, port; a context manager) but never started or stopped here."""
 
@@ -44,17 +44,6 @@ class ExternalEndpoint:
 
     def stop(self) -> None:
         pass
-
-    def __enter__(self) -> ExternalEndpoint:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def endpoint() -> str:
