@@ -17,6 +17,7 @@ from taskq.errors import (
     BackendError,
     Conflict,
     IdempotencyConflict,
+    InvalidRequest,
     PayloadTooLarge,
     TaskqError,
 )
@@ -105,9 +106,16 @@ class JobService:
 
     def _prepare(self, request: JobRequest, idempotency_key: str | None, tenant: str) -> NewJob:
         task = self.registry.get(request.task)
-        payload = task.parse(request.payload).model_dump(mode="json")
-        payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        if len(payload_json.encode()) > PAYLOAD_MAX_BYTES:
+        parsed = task.parse(request.payload)
+        try:
+            payload = parsed.model_dump(mode="json")
+            payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            size = len(payload_json.encode())
+        except UnicodeEncodeError:  # JSON's \ud800 escapes decode to lone surrogates
+            raise InvalidRequest(
+                "payload: strings must be valid Unicode (a lone surrogate is not)", field="payload"
+            ) from None
+        if size > PAYLOAD_MAX_BYTES:
             raise PayloadTooLarge(
                 f"payload is larger than {PAYLOAD_MAX_BYTES} bytes", field="payload"
             )

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,7 +159,7 @@ class JobStore:
         decides whether that is an idempotent replay or a conflict).
         """
         now = self.clock()
-        item = _new_item(new, now)
+        item = {**_new_item(new, now), "write_id": {"S": uuid.uuid4().hex}}
         try:
             self._call(
                 "put_item",
@@ -173,7 +174,8 @@ class JobStore:
             existing = failed.item or self._raw(new.job_id)
             if existing is None:  # deleted between the two calls: try once more
                 return self.create(new)
-            return to_job(existing), False
+            # Our own put, applied but its response lost, met by botocore's retry: created.
+            return to_job(existing), existing.get("write_id") == item["write_id"]
         return to_job(item), True
 
     def create_many(self, news: Sequence[NewJob]) -> list[Job]:
@@ -489,6 +491,10 @@ class JobStore:
         values: Item,
         tenant: str | None = None,
     ) -> Job:
+        if update.startswith("SET "):
+            # A token per write, so a retried call can tell the item its first try wrote.
+            update = "SET write_id = :write, " + update[len("SET ") :]
+            values = {**values, ":write": {"S": uuid.uuid4().hex}}
         if tenant is not None:
             # Part of the condition, so no read-then-write gap lets a caller touch
             # another tenant's job; a mismatch reads as "not found", like a read would.
@@ -519,6 +525,9 @@ class JobStore:
                 or (tenant is not None and current.get("tenant", {}).get("S") != tenant)
             ):
                 raise JobNotFound(f"job {job_id} not found") from None
+            if ":write" in values and current.get("write_id") == values[":write"]:
+                # Our own write: applied, but its response was lost and botocore's retry met it.
+                return to_job(current)
             raise InvalidTransition(job_id, name, current["status"]["S"]) from None
         return to_job(response["Attributes"])
 
