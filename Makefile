@@ -27,6 +27,15 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration
 
+# The counted fault suite at full size (make test runs it with a few hundred jobs): jobs,
+# kills, duplicates, AWS faults and the accounting are printed. FAULT_JOBS and FAULT_SEED
+# (a seed printed by an earlier run replays its plan) may be given: make faults FAULT_SEED=42
+FAULT_JOBS ?= 2000
+.PHONY: faults
+faults: setup  ## thousands of jobs under kills, duplicates and AWS faults, every one accounted for
+	TASKQ_FAULT_JOBS=$(FAULT_JOBS) $(if $(FAULT_SEED),TASKQ_FAULT_SEED=$(FAULT_SEED)) \
+		$(PY) -m pytest tests/faults --timeout=900
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -1,0 +1,85 @@
+"""The fault suite's task, shipped to the sandboxes as a test-only layer (this directory).
+
+Its payload says how each attempt behaves, so the suite knows what every job should do:
+succeed, fail retryably for its first attempts, fail permanently, sleep (past the queue's
+visibility timeout, under the task's own timeout), or stall with the task timeout blocked
+(past its lease, or past the function's timeout, which kills the invocation).
+
+Every execution appends two lines to TASKQ_CHAOS_LOG, keyed by job id and attempt: `run`
+when it starts and `end` with its outcome just before it returns or raises. Each line is one
+O_APPEND write, so lines from concurrent sandboxes never interleave; a `run` without its `end`
+is an execution that was killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskq.errors import PermanentError, RetryableError
+from taskq.tasks import JobContext, task
+
+TASK_TIMEOUT_S = 4.0  # the lease is this plus taskq's 5 s grace
+
+
+class ChaosPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(ge=0, description="the submission's number in the suite")
+    fail_until: int = Field(default=0, ge=0, le=100, description="attempts <= this fail (retry)")
+    permanent: bool = Field(default=False, description="fail with PermanentError")
+    sleep_s: float = Field(default=0, ge=0, le=60, description="every attempt sleeps this long")
+    stall_until: int = Field(default=0, ge=0, le=100, description="attempts <= this stall")
+    stall_s: float = Field(default=0, ge=0, le=120, description="stall: sleep, timeout blocked")
+
+
+def _record(line: str) -> None:
+    path = os.environ.get("TASKQ_CHAOS_LOG")
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{line} {time.time():.6f} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _stall(seconds: float) -> None:
+    """Sleep with SIGALRM blocked, as a task stuck in C code would: its timeout cannot fire.
+
+    A timeout that came due meanwhile is swallowed, so the task then returns normally: late,
+    after its lease lapsed (the fencing case), or never, if the function's timeout kills it.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        time.sleep(seconds)
+        signal.sigtimedwait({signal.SIGALRM}, 0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+
+
+@task(name="chaos", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
+      timeout_s=TASK_TIMEOUT_S)  # fmt: skip
+def chaos(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
+    key = f"{ctx.job_id} {ctx.attempt}"
+    _record(f"run {key}")
+    outcome = "error"
+    try:
+        if ctx.attempt <= payload.stall_until:
+            _stall(payload.stall_s)
+        if payload.sleep_s:
+            time.sleep(payload.sleep_s)
+        if payload.permanent:
+            outcome = "permanent"
+            raise PermanentError(f"chaos job {payload.n} fails for good")
+        if ctx.attempt <= payload.fail_until:
+            outcome = "retry"
+            raise RetryableError(f"chaos job {payload.n}: planned failure on attempt {ctx.attempt}")
+        outcome = "ok"
+        return {"n": payload.n, "attempt": ctx.attempt, "pid": os.getpid()}
+    finally:
+        _record(f"end {key} {outcome}")
