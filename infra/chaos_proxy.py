@@ -29,9 +29,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
+
+from infra.service import ServedInThread
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,10 @@ class ProxyStats:
         )  # fmt: skip
 
 
-class ChaosProxy:
+class ChaosProxy(ServedInThread):
     """Serves on 127.0.0.1 (port 0: any free port) and forwards to `upstream` (the emulator)."""
+
+    thread_name = "chaos-proxy"
 
     def __init__(
         self,
@@ -194,7 +197,6 @@ class ChaosProxy:
         self._by_job: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
         self._server = _Server((HOST, port), _Handler)
         self._server.proxy = self
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -209,32 +211,6 @@ class ChaosProxy:
         """Per job id: (time, "service operation", fault kind) of every fault its calls got."""
         with self._lock:
             return {job_id: list(faults) for job_id, faults in self._by_job.items()}
-
-    def start(self) -> ChaosProxy:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="chaos-proxy", daemon=True,
-        )  # fmt: skip
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> ChaosProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- deciding ------------------------------------------------------------------
 

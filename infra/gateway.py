@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.sandbox import FunctionTimeout, InvokeError, LocalFunction
+from infra.service import ServedInThread
 from infra.template import HttpRoute
 from taskq.ratelimit import TokenBucket
 
@@ -69,8 +69,10 @@ class _Route:
         return {k: unquote(v) for k, v in m.groupdict().items()} if m else None
 
 
-class LocalGateway:
+class LocalGateway(ServedInThread):
     """Serves the routes on 127.0.0.1 (port 0: any free port) and invokes their functions."""
+
+    thread_name = "local-gateway"
 
     def __init__(
         self,
@@ -88,7 +90,6 @@ class LocalGateway:
         self.api_id = api_id
         self._server = _Server((host, port), _Handler)
         self._server.gateway = self
-        self._thread: threading.Thread | None = None
         self.host = host
 
     @property
@@ -98,21 +99,6 @@ class LocalGateway:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    def start(self) -> LocalGateway:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="local-gateway", daemon=True,
-        )  # fmt: skip
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self._server.server_close()
 
     def handle(
         self,

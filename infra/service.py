@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
@@ -25,3 +27,27 @@ class Service:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ServedInThread(Service):
+    """An HTTP server (`self._server`) served from a daemon thread: the local gateway and
+    the chaos proxy. stop() shuts it down, waits for the thread, and closes the socket."""
+
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread | None = None
+    thread_name = "server"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+            name=self.thread_name, daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+            self._thread = None
+        self._server.server_close()
