@@ -18,6 +18,7 @@ from typing import Any
 
 from infra.clients import client
 from infra.sandbox import InvokeError, LocalFunction
+from infra.service import join_within
 from infra.template import SqsEventSpec
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,7 @@ class EventSourcePoller:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling; waits up to `timeout` for invocations in flight."""
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        join_within(self._threads, timeout)
         self._threads = []
 
     def _run(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infra.sandbox import InvokeError, LocalFunction
+from infra.service import join_within
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,7 @@ class Scheduler:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        join_within(self._threads, timeout)
         self._threads = []
 
     def event(self, index: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
@@ -51,3 +52,10 @@ class ServedInThread(Service):
             self._thread.join(5)
             self._thread = None
         self._server.server_close()
+
+
+def join_within(threads: list[threading.Thread], timeout: float) -> None:
+    """Join every thread, all of them within one shared `timeout`."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
