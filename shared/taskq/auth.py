@@ -17,12 +17,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from taskq.aws import ConditionFailed, call
 from taskq.errors import InvalidRequest, Unauthorized
-from taskq.store import TIME_FORMAT, iso
+from taskq.text import parse_stored_time, stored_time
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _TENANT_RE = re.compile(TENANT_PATTERN)
@@ -61,11 +61,13 @@ class KeyStore:
                 "tenant": {"S": tenant},
                 "name": {"S": name},
                 "secret_sha256": {"S": _digest(secret)},
-                "created_at": {"S": iso(now)},
+                "created_at": {"S": stored_time(now)},
             },
             ConditionExpression="attribute_not_exists(key_id)",  # never overwrite a key
         )
-        return ApiKey(key_id, tenant, name, _time(iso(now))), f"tq_{key_id}_{secret}"
+        return ApiKey(
+            key_id, tenant, name, parse_stored_time(stored_time(now))
+        ), f"tq_{key_id}_{secret}"
 
     def lookup(self, key_id: str) -> tuple[ApiKey, str] | None:
         item = self._call(
@@ -98,7 +100,7 @@ class KeyStore:
                 Key={"key_id": {"S": key_id}},
                 UpdateExpression="SET revoked_at = :now",
                 ConditionExpression="attribute_exists(key_id) AND attribute_not_exists(revoked_at)",
-                ExpressionAttributeValues={":now": {"S": iso(self.clock())}},
+                ExpressionAttributeValues={":now": {"S": stored_time(self.clock())}},
             )
         except ConditionFailed:
             return False
@@ -167,16 +169,12 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _time(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
-
-
 def _record(item: dict[str, Any]) -> ApiKey:
     revoked = item.get("revoked_at", {}).get("S")
     return ApiKey(
         key_id=item["key_id"]["S"],
         tenant=item["tenant"]["S"],
         name=item["name"]["S"],
-        created_at=_time(item["created_at"]["S"]),
-        revoked_at=_time(revoked) if revoked else None,
+        created_at=parse_stored_time(item["created_at"]["S"]),
+        revoked_at=parse_stored_time(revoked) if revoked else None,
     )

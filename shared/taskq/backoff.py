@@ -33,6 +33,11 @@ def retry_delay(
     return max(1, min(SQS_MAX_VISIBILITY_S, round(rand() * ceiling)))
 
 
+def visibility_timeout(seconds: float) -> int:
+    """A delay as SQS takes it: whole seconds, 0 to its 12-hour ceiling."""
+    return max(0, min(int(seconds), SQS_MAX_VISIBILITY_S))
+
+
 def lease_until(now: float, task_timeout_s: float) -> float:
     """When a claim lapses: after the task's own timeout plus a little grace."""
     return now + task_timeout_s + LEASE_GRACE_S

@@ -14,6 +14,27 @@ from functools import lru_cache
 from taskq.errors import ConfigError
 
 DEFAULT_TASK_MODULES = ("taskq.demo_tasks",)
+
+
+class Env:
+    """The environment variables taskq reads: one spelling for the functions and the CLI."""
+
+    TABLE = "TASKQ_TABLE"
+    QUEUE_URL = "TASKQ_QUEUE_URL"
+    DLQ_URL = "TASKQ_DLQ_URL"
+    KEYS_TABLE = "TASKQ_KEYS_TABLE"
+    AUTH = "TASKQ_AUTH"
+    TASK_MODULES = "TASKQ_TASK_MODULES"
+    RETENTION_DAYS = "TASKQ_RETENTION_DAYS"
+    DEFAULT_MAX_ATTEMPTS = "TASKQ_DEFAULT_MAX_ATTEMPTS"
+    STALE_AFTER_SECONDS = "TASKQ_STALE_AFTER_SECONDS"
+    STACK = "TASKQ_STACK"
+    ACTOR = "TASKQ_ACTOR"
+    ENDPOINT_URL = "AWS_ENDPOINT_URL"
+    REGION = "AWS_REGION"
+    REQUIRED = (TABLE, QUEUE_URL, DLQ_URL)
+
+
 MAX_ATTEMPTS_LIMIT = 10  # the queue's maxReceiveCount (12) stays above this
 
 
@@ -34,31 +55,29 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        missing = [n for n in ("TASKQ_TABLE", "TASKQ_QUEUE_URL", "TASKQ_DLQ_URL") if not env.get(n)]
+        missing = [n for n in Env.REQUIRED if not env.get(n)]
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
-        auth = env.get("TASKQ_AUTH", "required")
+        auth = env.get(Env.AUTH, "required")
         if auth not in ("required", "off"):
-            raise ConfigError(f"TASKQ_AUTH must be 'required' or 'off', got {auth!r}")
-        if auth == "required" and not env.get("TASKQ_KEYS_TABLE"):
-            raise ConfigError("TASKQ_AUTH=required needs TASKQ_KEYS_TABLE")
-        modules = tuple(
-            m.strip() for m in env.get("TASKQ_TASK_MODULES", "").split(",") if m.strip()
-        )
+            raise ConfigError(f"{Env.AUTH} must be 'required' or 'off', got {auth!r}")
+        if auth == "required" and not env.get(Env.KEYS_TABLE):
+            raise ConfigError(f"{Env.AUTH}=required needs {Env.KEYS_TABLE}")
+        modules = tuple(m.strip() for m in env.get(Env.TASK_MODULES, "").split(",") if m.strip())
         return cls(
-            table_name=env["TASKQ_TABLE"],
-            queue_url=env["TASKQ_QUEUE_URL"],
-            dlq_url=env["TASKQ_DLQ_URL"],
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            table_name=env[Env.TABLE],
+            queue_url=env[Env.QUEUE_URL],
+            dlq_url=env[Env.DLQ_URL],
+            region=env.get(Env.REGION) or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get(Env.ENDPOINT_URL) or None,
             task_modules=modules or DEFAULT_TASK_MODULES,
-            retention_days=_int(env, "TASKQ_RETENTION_DAYS", 14, low=1, high=3650),
+            retention_days=_int(env, Env.RETENTION_DAYS, 14, low=1, high=3650),
             default_max_attempts=_int(
-                env, "TASKQ_DEFAULT_MAX_ATTEMPTS", 3, low=1, high=MAX_ATTEMPTS_LIMIT
+                env, Env.DEFAULT_MAX_ATTEMPTS, 3, low=1, high=MAX_ATTEMPTS_LIMIT
             ),
-            stale_after_s=_int(env, "TASKQ_STALE_AFTER_SECONDS", 300, low=1, high=86400),
+            stale_after_s=_int(env, Env.STALE_AFTER_SECONDS, 300, low=1, high=86400),
             auth_required=auth == "required",
-            keys_table=env.get("TASKQ_KEYS_TABLE") or None,
+            keys_table=env.get(Env.KEYS_TABLE) or None,
         )
 
 

@@ -14,6 +14,10 @@ class ConfigError(TaskqError):
     """The environment does not describe a usable taskq deployment."""
 
 
+class UsageError(TaskqError):
+    """The command line asks for something that cannot work (the CLI exits 2)."""
+
+
 # --- the caller asked for something wrong -----------------------------------
 
 
@@ -76,6 +80,10 @@ class PermanentError(TaskFailure):
 
 class TaskTimeout(TaskFailure):
     """The task ran past its own timeout (treated as retryable)."""
+
+
+class ResultRejected(TaskFailure):
+    """The task returned something taskq cannot store (not JSON, or too large)."""
 
 
 # --- the backend misbehaved ---------------------------------------------------

@@ -19,8 +19,17 @@ JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
 TaskName = Annotated[str, StringConstraints(pattern=TASK_NAME_PATTERN)]
 
 
+_IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
+IDEMPOTENCY_KEY_RULE = "1-128 characters of A-Z a-z 0-9 . _ : -"
+
+
 def is_job_id(value: str) -> bool:
     return bool(_JOB_ID_RE.match(value))
+
+
+def is_idempotency_key(value: str) -> bool:
+    """The one check of an idempotency key, for the API's header and the CLI's option."""
+    return bool(_IDEMPOTENCY_KEY_RE.fullmatch(value))
 
 
 class Status(StrEnum):
@@ -33,10 +42,6 @@ class Status(StrEnum):
 
 
 TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Event(BaseModel):
@@ -74,10 +79,6 @@ class Job(BaseModel):
     idempotency_key: str | None = None
     request_hash: str | None = None
     events: tuple[Event, ...] = ()
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
 
 
 # --- HTTP shapes ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskq.aws import call
-from taskq.backoff import SQS_MAX_VISIBILITY_S
+from taskq.backoff import visibility_timeout
 from taskq.models import QueueMessage
 
 SEND_BATCH_MAX = 10  # SendMessageBatch / DeleteMessageBatch take at most 10 entries
@@ -55,7 +55,7 @@ class JobQueue:
             "change_message_visibility",
             QueueUrl=self.queue_url,
             ReceiptHandle=receipt_handle,
-            VisibilityTimeout=max(0, min(int(seconds), SQS_MAX_VISIBILITY_S)),
+            VisibilityTimeout=visibility_timeout(seconds),
         )
 
     def dead_letter(self, body: str, reason: str, attributes: dict[str, str] | None = None) -> None:
@@ -87,16 +87,7 @@ class JobQueue:
 
     def release_dead(self, receipt_handles: Iterable[str]) -> None:
         """Make DLQ messages we looked at but did not take visible again right away."""
-        entries = [
-            {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-            for i, h in enumerate(receipt_handles)
-        ]
-        for start in range(0, len(entries), SEND_BATCH_MAX):
-            self._call(
-                "change_message_visibility_batch",
-                QueueUrl=self.dlq_url,
-                Entries=entries[start : start + SEND_BATCH_MAX],
-            )
+        self.hold_dead(receipt_handles, 0)  # those SQS refuses are visible already
 
     def delete_dead(self, receipt_handle: str) -> None:
         self._call("delete_message", QueueUrl=self.dlq_url, ReceiptHandle=receipt_handle)
@@ -119,7 +110,7 @@ class JobQueue:
                     {
                         "Id": str(i),
                         "ReceiptHandle": h,
-                        "VisibilityTimeout": max(0, min(int(seconds), SQS_MAX_VISIBILITY_S)),
+                        "VisibilityTimeout": visibility_timeout(seconds),
                     }
                     for i, h in enumerate(chunk)
                 ],

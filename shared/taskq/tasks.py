@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from taskq.config import MAX_ATTEMPTS_LIMIT
 from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownTask
 from taskq.models import TASK_NAME_PATTERN
+from taskq.text import first_validation_error
 
 _TASK_NAME_RE = re.compile(TASK_NAME_PATTERN)
 
@@ -69,9 +70,8 @@ class Task:
         try:
             return self.payload_model.model_validate(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in ("payload", *first["loc"]))
-            raise InvalidRequest(f"{where}: {first['msg']}", field=where) from None
+            where, message = first_validation_error(exc, "payload")
+            raise InvalidRequest(f"{where}: {message}", field=where) from None
 
     def schema(self) -> dict[str, Any]:
         return self.payload_model.model_json_schema()

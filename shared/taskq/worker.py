@@ -24,12 +24,13 @@ from pydantic import ValidationError
 
 from taskq import metrics
 from taskq.backoff import lease_until, retry_delay
-from taskq.errors import InvalidTransition, JobNotFound, TaskqError, UnknownTask
+from taskq.errors import InvalidTransition, JobNotFound, ResultRejected, TaskqError, UnknownTask
 from taskq.log import logger
 from taskq.models import Job, QueueMessage, Status
 from taskq.queue import JobQueue, parse_body
 from taskq.store import JobStore
 from taskq.tasks import JobContext, Task, TaskRegistry
+from taskq.text import first_line
 from taskq.timeouts import run_with_timeout
 
 RESULT_MAX_BYTES = 64 * 1024  # leaves the 400 KB item room for payload and history
@@ -72,7 +73,7 @@ class Worker:
         try:
             message = parse_body(record.body)
         except (ValueError, ValidationError) as exc:
-            reason = f"malformed message: {_short(exc)}"
+            reason = f"malformed message: {first_line(exc)}"
             logger.error(
                 "dead-lettering a malformed record",
                 extra={"reason": reason, "message_id": record.message_id},
@@ -121,7 +122,7 @@ class Worker:
             result = run_with_timeout(lambda: task.fn(payload, ctx), task.policy.timeout_s)
             result_json = _result_json(result)
         except Exception as exc:  # a task may raise anything; the policy decides
-            error = f"{type(exc).__name__}: {_short(exc)}"
+            error = f"{type(exc).__name__}: {first_line(exc)}"
             if task.policy.is_permanent(exc) or isinstance(exc, ResultRejected):
                 self._fail(record, job, error)
             elif job.attempt >= job.max_attempts:
@@ -204,10 +205,6 @@ class Worker:
             return None
 
 
-class ResultRejected(TaskqError):
-    """The task returned something taskq cannot store (not JSON, or too large)."""
-
-
 def _result_json(result: Any) -> str:
     try:
         text = json.dumps(result, separators=(",", ":"), allow_nan=False)
@@ -221,8 +218,3 @@ def _result_json(result: Any) -> str:
 def _remaining_s(context: Any) -> float | None:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return remaining() / 1000.0 if callable(remaining) else None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:500]

@@ -48,3 +48,11 @@ def test_ttl_and_expiry() -> None:
     assert not is_expired(None, 10**12)
     assert not is_expired(ttl, ttl - 1)
     assert is_expired(ttl, ttl)
+
+
+def test_visibility_timeout_is_whole_seconds_within_sqs_bounds() -> None:
+    from taskq.backoff import SQS_MAX_VISIBILITY_S, visibility_timeout
+
+    assert visibility_timeout(-3) == 0
+    assert visibility_timeout(7.9) == 7
+    assert visibility_timeout(10**9) == SQS_MAX_VISIBILITY_S

@@ -114,11 +114,11 @@ def problems(doc: dict[str, Any]) -> list[str]:
             out.append(f"{lid}: needs point-in-time recovery and SSE")
     jobs = resources["JobsTable"]["Properties"]
     if jobs.get("TimeToLiveSpecification") != {"AttributeName": "expires_at", "Enabled": True}:
-        out.append("JobsTable: TTL must be enabled on expires_at (what store.py writes)")
+        out.append("JobsTable: TTL must be enabled on expires_at (what the store writes)")
     indexes = {i["IndexName"] for i in jobs.get("GlobalSecondaryIndexes") or []}
-    store = (ROOT / "shared" / "taskq" / "store.py").read_text()
+    store = "".join(p.read_text() for p in (ROOT / "shared" / "taskq" / "store").glob("*.py"))
     for index in sorted(set(re.findall(r'"(by_[a-z_]+)"', store)) - indexes):
-        out.append(f"JobsTable: store.py queries index {index!r}, which the table lacks")
+        out.append(f"JobsTable: the store queries index {index!r}, which the table lacks")
 
     if glob.get("Tracing") != "Active":
         out.append("Globals.Function.Tracing must be Active (X-Ray)")

@@ -1,0 +1,177 @@
+"""The item codec: a job as DynamoDB stores it, and back; its events; listing cursors.
+
+Nothing here talks to AWS. The transitions and reads build on these shapes, so a field's
+spelling lives in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskq.errors import InvalidRequest
+from taskq.models import DEFAULT_TENANT, Event, Job, Status
+from taskq.text import parse_stored_time, stored_time
+
+Item = dict[str, Any]
+ERROR_MAX_CHARS = 2000  # keep one error from eating the 400 KB item budget
+DETAIL_MAX_CHARS = 200
+CURSOR_MAX_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be created: validated, serialised, with its id already chosen."""
+
+    job_id: str
+    task: str
+    payload_json: str
+    max_attempts: int
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    tenant: str = DEFAULT_TENANT
+
+
+def new_item(new: NewJob, now: float) -> Item:
+    """The item of a job just submitted: pending, attempt 0, its first event."""
+    item: Item = {
+        "id": {"S": new.job_id},
+        "task": {"S": new.task},
+        "payload": {"S": new.payload_json},
+        "status": {"S": Status.PENDING},
+        "attempt": {"N": "0"},
+        "max_attempts": {"N": str(new.max_attempts)},
+        "created_at": {"S": stored_time(now)},
+        "updated_at": {"S": stored_time(now)},
+        "tenant": {"S": new.tenant},
+        # The indexes' sort key: a tenant's jobs form one key range, in time order.
+        "tenant_created": {"S": f"{new.tenant}#{stored_time(now)}"},
+        "events": {"L": [event(Status.PENDING, now)]},
+    }
+    if new.idempotency_key:
+        item["idempotency_key"] = {"S": new.idempotency_key}
+    if new.request_hash:
+        item["request_hash"] = {"S": new.request_hash}
+    return item
+
+
+def key(job_id: str) -> Item:
+    return {"id": {"S": job_id}}
+
+
+def number(item: Mapping[str, Any], name: str) -> float | None:
+    value = item.get(name)
+    return float(value["N"]) if value else None
+
+
+def clip(text: str, limit: int = ERROR_MAX_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def event(
+    kind: str,
+    now: float,
+    *,
+    error: str | None = None,
+    delay_s: int | None = None,
+    detail: str | None = None,
+    reset: bool = False,
+) -> Item:
+    """An event as stored. Its attempt number is derived on read (see to_events)."""
+    entry: Item = {"kind": {"S": str(kind)}, "at": {"S": stored_time(now)}}
+    if error is not None:
+        entry["error"] = {"S": clip(error)}
+    if delay_s is not None:
+        entry["delay_s"] = {"N": str(delay_s)}
+    if detail is not None:
+        entry["detail"] = {"S": detail[:DETAIL_MAX_CHARS]}
+    if reset:
+        entry["reset"] = {"BOOL": True}
+    return {"M": entry}
+
+
+def to_events(stored: list[Item]) -> tuple[Event, ...]:
+    """Number each event by attempt: every claim starts one; a resetting redrive restarts."""
+    attempt = 0
+    events = []
+    for raw in stored:
+        entry = raw["M"]
+        kind = entry["kind"]["S"]
+        if kind == Status.RUNNING:
+            attempt += 1
+        elif kind == "redriven" and entry.get("reset", {}).get("BOOL"):
+            attempt = 0
+        events.append(
+            Event(
+                kind=kind,
+                attempt=attempt,
+                at=parse_stored_time(entry["at"]["S"]),
+                error=entry.get("error", {}).get("S"),
+                delay_s=int(entry["delay_s"]["N"]) if "delay_s" in entry else None,
+                detail=entry.get("detail", {}).get("S"),
+            )
+        )
+    return tuple(events)
+
+
+def to_job(item: Mapping[str, Any]) -> Job:
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return value["S"] if value else None
+
+    result = text("result")
+    expires = number(item, "expires_at")
+    return Job(
+        id=item["id"]["S"],
+        task=item["task"]["S"],
+        payload=json.loads(item["payload"]["S"]),
+        status=Status(item["status"]["S"]),
+        attempt=int(item["attempt"]["N"]),
+        max_attempts=int(item["max_attempts"]["N"]),
+        created_at=parse_stored_time(item["created_at"]["S"]),
+        tenant=text("tenant") or DEFAULT_TENANT,
+        updated_at=parse_stored_time(item["updated_at"]["S"]),
+        result=json.loads(result) if result is not None else None,
+        error=text("error"),
+        lease_until=number(item, "lease_until"),
+        run_after=number(item, "run_after"),
+        expires_at=int(expires) if expires is not None else None,
+        idempotency_key=text("idempotency_key"),
+        request_hash=text("request_hash"),
+        events=to_events(item.get("events", {}).get("L", [])),
+    )
+
+
+# --- cursors -----------------------------------------------------------------------
+
+
+def encode_cursor(index: str, last_key: Mapping[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in last_key.items()}
+    raw = json.dumps({"i": index, "k": plain}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, index: str, key_attr: str, tenant: str | None = None) -> Item:
+    """Accept only a cursor this store could have made for this very query."""
+    invalid = InvalidRequest("invalid cursor: pass back next_cursor unchanged", field="cursor")
+    if len(cursor) > CURSOR_MAX_CHARS:
+        raise invalid
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    expected = {"id", "tenant_created", key_attr}
+    keys = data.get("k") if isinstance(data, dict) else None
+    if (
+        not isinstance(keys, dict)
+        or data.get("i") != index
+        or set(keys) != expected
+        or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in keys.values())
+        or (tenant is not None and not keys["tenant_created"].startswith(f"{tenant}#"))
+    ):
+        raise invalid
+    return {name: {"S": value} for name, value in keys.items()}

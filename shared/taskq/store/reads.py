@@ -1,0 +1,192 @@
+"""Reads of the jobs table: one job, many jobs by id, listings, the sweeper's work list,
+counts. Every listing is a Query on an index, never a Scan; expired items (TTL deletes
+lazily) read as gone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from taskq.aws import call
+from taskq.backoff import is_expired
+from taskq.errors import InvalidRequest, JobNotFound
+from taskq.models import Job, Status
+from taskq.store.batches import until_processed
+from taskq.store.codec import Item, decode_cursor, encode_cursor, key, number, to_job
+from taskq.text import stored_time
+
+LIST_LIMIT_MAX = 100
+BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
+
+
+def visible(item: Item | None, now: float, tenant: str | None = None) -> Job | None:
+    """The job an item holds, or None if missing, expired, or another tenant's."""
+    if item is None or is_expired(number(item, "expires_at"), now):
+        return None
+    job = to_job(item)
+    return job if tenant is None or job.tenant == tenant else None
+
+
+class JobReader:
+    """The read side of the store; `JobStore` adds the transitions."""
+
+    def __init__(
+        self, table_name: str, dynamodb: Any, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.table = table_name
+        self.db = dynamodb
+        self.clock = clock
+
+    def get_request(self, job_id: str) -> dict[str, Any]:
+        """A consistent GetItem: a job failed a moment ago is seen as failed."""
+        return {"TableName": self.table, "Key": key(job_id), "ConsistentRead": True}
+
+    def find(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None if missing, expired, or (with `tenant`) another tenant's."""
+        item = self._send("get_item", self.get_request(job_id)).get("Item")
+        return visible(item, self.clock(), tenant)
+
+    def get(self, job_id: str, tenant: str | None = None) -> Job:
+        job = self.find(job_id, tenant)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found")
+        return job
+
+    def list_jobs(
+        self,
+        *,
+        tenant: str | None = None,
+        status: Status | None = None,
+        task: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """Newest first, by a Query on the status or task index (never a Scan).
+
+        The indexes sort on "tenant#created_at", so one tenant's jobs are a key range:
+        a tenant's listing cannot reach another's. Without a tenant (operators), jobs
+        come grouped by tenant, newest first within each.
+        """
+        if status is None and not task:
+            raise InvalidRequest("filter by status or task (or both)", field="status")
+        index, key_attr, key_value = (
+            ("by_status", "status", str(status)) if status else ("by_task", "task", str(task))
+        )
+        names = {"#k": key_attr}
+        values: Item = {":k": {"S": key_value}, ":now": {"N": str(int(self.clock()))}}
+        key_condition = "#k = :k"
+        if tenant is not None:
+            key_condition += " AND begins_with(tenant_created, :tenant)"
+            values[":tenant"] = {"S": f"{tenant}#"}
+        filters = ["(attribute_not_exists(expires_at) OR expires_at > :now)"]
+        if status and task:
+            names["#t"] = "task"
+            values[":t"] = {"S": task}
+            filters.append("#t = :t")
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": key_condition,
+            "FilterExpression": " AND ".join(filters),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": max(1, min(limit, LIST_LIMIT_MAX)),
+        }
+        if cursor:
+            args["ExclusiveStartKey"] = decode_cursor(cursor, index, key_attr, tenant)
+        page = self._send("query", args)
+        jobs = [to_job(item) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return jobs, encode_cursor(index, last) if last else None
+
+    def stalled(self, status: Status, before: float, limit: int = 100) -> list[Job]:
+        """Jobs of `status` whose clock ran out before `before`: the sweeper's work list.
+
+        pending: not touched since (never claimed); running: lease lapsed; retrying:
+        retry overdue. Each is a Query on the status index, never a Scan.
+        """
+        field, value = {
+            Status.PENDING: ("updated_at", {"S": stored_time(before)}),
+            Status.RUNNING: ("lease_until", {"N": repr(before)}),
+            Status.RETRYING: ("run_after", {"N": repr(before)}),
+        }[status]
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_status",
+            "KeyConditionExpression": "#s = :s",
+            # updated_at too: a job the sweeper re-sent waits a full window before the next.
+            "FilterExpression": "#f < :before AND updated_at < :before_iso",
+            "ExpressionAttributeNames": {"#s": "status", "#f": field},
+            "ExpressionAttributeValues": {
+                ":s": {"S": status},
+                ":before": value,
+                ":before_iso": {"S": stored_time(before)},
+            },
+        }
+        jobs: list[Job] = []
+        for page in self._pages(args):
+            jobs.extend(to_job(item) for item in page.get("Items", []))
+            if len(jobs) >= limit:
+                break
+        return jobs[:limit]
+
+    def count_by_status(self, status: Status) -> int:
+        """Unexpired jobs in `status`, by a COUNT Query on the status index (never a Scan).
+
+        Select=COUNT returns no items, but DynamoDB still pages every 1 MB read, so the
+        pages are summed; Count is taken after the filter, so expired leftovers that TTL
+        has not removed yet are not counted (as reads treat them as gone).
+        """
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_status",
+            "KeyConditionExpression": "#s = :s",
+            "FilterExpression": "attribute_not_exists(expires_at) OR expires_at > :now",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":s": {"S": str(status)},
+                ":now": {"N": str(int(self.clock()))},
+            },
+            "Select": "COUNT",
+        }
+        return sum(int(page.get("Count", 0)) for page in self._pages(args))
+
+    def find_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
+        """The unexpired jobs among `job_ids`, by id; missing ones are simply absent.
+
+        One BatchGetItem per 100 ids instead of a GetItem each: listing a DLQ of a few
+        hundred messages stays a handful of calls. Reads are consistent, like find's.
+        """
+        wanted = list(dict.fromkeys(job_ids))
+        found: dict[str, Job] = {}
+        now = self.clock()
+
+        def collect(response: Any) -> None:
+            for item in response.get("Responses", {}).get(self.table, []):
+                job = visible(item, now)
+                if job is not None:
+                    found[job.id] = job
+
+        for start in range(0, len(wanted), BATCH_GET_MAX):
+            keys = [key(job_id) for job_id in wanted[start : start + BATCH_GET_MAX]]
+            until_processed(
+                lambda request: self._send("batch_get_item", {"RequestItems": request}),
+                {self.table: {"Keys": keys, "ConsistentRead": True}},
+                lambda response: response.get("UnprocessedKeys") or {},
+                on_response=collect,
+            )
+        return found
+
+    def _pages(self, args: dict[str, Any]) -> Iterable[Any]:
+        """Every page of a Query, following LastEvaluatedKey."""
+        while True:
+            page = self._send("query", args)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            args = {**args, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def _send(self, operation: str, kwargs: dict[str, Any]) -> Any:
+        return call(self.db, "DynamoDB", operation, kwargs)

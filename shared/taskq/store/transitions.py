@@ -1,0 +1,343 @@
+"""Every change of a job's status, each defined once: the request it sends and how its
+answer is read. The only code in taskq that writes the status attribute.
+
+A transition is one conditional DynamoDB write that also appends its event to the job's
+history, so a status and its history never disagree and no transition costs a second
+write. The sync store (`JobStore`) and the worker's async store both send these very
+requests; neither holds a copy of the conditions.
+
+transition      from                          condition, besides existing      writes
+--------------  ----------------------------  -------------------------------  ----------------
+create          (no item)                     no item, or only an expired one  pending item
+claim           pending; retrying when due;   attempt < max_attempts           running,
+                running with a lapsed lease                                    attempt + 1, lease
+complete        running                       attempt = the claimed attempt    completed, result,
+                                              (the fencing token)              expires_at
+retry           running                       attempt = the claimed attempt    retrying, error,
+                                                                               run_after
+fail            running                       attempt = the claimed attempt    failed, error, TTL
+fail_abandoned  running, lease lapsed,        attempt = the attempt seen       failed, error, TTL
+                no attempts left              abandoned
+cancel          pending, retrying             tenant matches, when given       cancelled, TTL
+redrive         failed                        keeping the count: attempt =     pending; attempt 0
+                                              the count read just before       or budget + 1
+record_event    any                           the item has a history           one event
+mark_requeued   the status the sweeper read   updated_at = the version read    updated_at, event
+
+Every write carries a fresh `write_id`: when botocore retries a write whose response was
+lost, the retry's condition fails against the item the first try wrote, and the
+`write_id` in the returned item tells "our own write" from "someone else's".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from taskq.backoff import expires_at, is_expired
+from taskq.errors import InvalidTransition, JobNotFound
+from taskq.models import Job, Status
+from taskq.store.codec import Item, NewJob, clip, event, key, new_item, number, to_job
+from taskq.text import STORED_TIME_FORMAT, stored_time
+
+# status, error and result are DynamoDB reserved words; DynamoDB refuses unused names.
+_RESERVED = (("#s", "status"), ("#e", "error"), ("#r", "result"))
+
+
+@dataclass(frozen=True)
+class Write:
+    """One conditional UpdateItem on a job, and how its answer (or refusal) reads."""
+
+    job_id: str
+    name: str
+    request: dict[str, Any]
+    write_id: str
+    tenant: str | None = None
+
+    def accepted(self, response: Any) -> Job:
+        return to_job(response["Attributes"])
+
+    def refused(self, current: Item | None, now: float) -> Job:
+        """The condition failed on `current` (the item as DynamoDB returned it)."""
+        if (
+            current is None
+            or is_expired(number(current, "expires_at"), now)
+            or (self.tenant is not None and current.get("tenant", {}).get("S") != self.tenant)
+        ):
+            # Another tenant's job reads as "not found", like a read would.
+            raise JobNotFound(f"job {self.job_id} not found")
+        if current.get("write_id", {}).get("S") == self.write_id:
+            # Our own write: applied, but its response was lost and botocore's retry met it.
+            return to_job(current)
+        raise InvalidTransition(self.job_id, self.name, current["status"]["S"])
+
+
+@dataclass(frozen=True)
+class Create:
+    """The conditional PutItem of a new job; answers (job, created)."""
+
+    job_id: str
+    request: dict[str, Any]
+    write_id: str
+
+    def accepted(self) -> tuple[Job, bool]:
+        return to_job(self.request["Item"]), True
+
+    def refused(self, current: Item) -> tuple[Job, bool]:
+        """An unexpired job with this id exists: returned untouched; created only if it is
+        our own put, applied but its response lost and met by botocore's retry."""
+        return to_job(current), current.get("write_id", {}).get("S") == self.write_id
+
+
+class Transitions:
+    """Builds each transition's request for one table."""
+
+    def __init__(self, table: str, retention_days: int) -> None:
+        self.table = table
+        self.retention_days = retention_days
+
+    def create(self, new: NewJob, now: float) -> Create:
+        write_id = uuid.uuid4().hex
+        item = {**new_item(new, now), "write_id": {"S": write_id}}
+        request = {
+            "TableName": self.table,
+            "Item": item,
+            # Two submits with one idempotency key race here: exactly one creates the
+            # job; an expired leftover (TTL not yet applied) may be replaced.
+            "ConditionExpression": "attribute_not_exists(id) OR expires_at <= :now",
+            "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        return Create(new.job_id, request, write_id)
+
+    def claim(self, job_id: str, lease_until: float, now: float) -> Write:
+        """pending/retrying (or running with a lapsed lease) -> running, attempt += 1."""
+        return self._write(
+            job_id,
+            "claim",
+            update="SET #s = :running, attempt = attempt + :one, lease_until = :lease, "
+            "updated_at = :iso, events = list_append(events, :ev) REMOVE run_after",
+            # A duplicate delivery of a finished job, or one still running under a live
+            # lease elsewhere, must not run it again; nor may a retry start early.
+            condition="attempt < max_attempts AND ("
+            "(#s = :pending) OR (#s = :retrying AND run_after <= :now_slack) OR "
+            "(#s = :running AND lease_until < :now))",
+            values={
+                ":running": {"S": Status.RUNNING},
+                ":pending": {"S": Status.PENDING},
+                ":retrying": {"S": Status.RETRYING},
+                ":one": {"N": "1"},
+                ":lease": {"N": repr(lease_until)},
+                ":now": {"N": repr(now)},
+                ":now_slack": {"N": repr(now + 1.0)},
+                ":iso": {"S": stored_time(now)},
+                ":ev": {"L": [event(Status.RUNNING, now)]},
+            },
+        )
+
+    def complete(self, job_id: str, attempt: int, result_json: str, now: float) -> Write:
+        return self._finish_attempt(
+            job_id,
+            attempt,
+            "complete",
+            Status.COMPLETED,
+            now,
+            extra_set="#r = :result, expires_at = :ttl",
+            extra_remove=", #e",
+            values={":result": {"S": result_json}, ":ttl": self._ttl(now)},
+        )
+
+    def retry(self, job_id: str, attempt: int, error: str, delay_s: int, now: float) -> Write:
+        return self._finish_attempt(
+            job_id,
+            attempt,
+            "retry",
+            Status.RETRYING,
+            now,
+            extra_set="#e = :err, run_after = :after",
+            values={":err": {"S": clip(error)}, ":after": {"N": repr(now + delay_s)}},
+            event_item=event(Status.RETRYING, now, error=error, delay_s=delay_s),
+        )
+
+    def fail(self, job_id: str, attempt: int, error: str, now: float) -> Write:
+        return self._finish_attempt(
+            job_id,
+            attempt,
+            "fail",
+            Status.FAILED,
+            now,
+            extra_set="#e = :err, expires_at = :ttl",
+            values={":err": {"S": clip(error)}, ":ttl": self._ttl(now)},
+            event_item=event(Status.FAILED, now, error=error),
+        )
+
+    def fail_abandoned(self, job_id: str, attempt: int, now: float) -> Write:
+        """running with a lapsed lease and no attempts left -> failed (its worker died)."""
+        error = "the last attempt's worker stopped before finishing (lease expired)"
+        return self._write(
+            job_id,
+            "fail",
+            update="SET #s = :failed, #e = :err, expires_at = :ttl, updated_at = :iso, "
+            "events = list_append(events, :ev) REMOVE lease_until",
+            # Only the attempt we saw abandoned: a newer claim owns the job otherwise.
+            condition="#s = :running AND attempt = :attempt AND attempt >= max_attempts "
+            "AND lease_until < :now",
+            values={
+                ":failed": {"S": Status.FAILED},
+                ":running": {"S": Status.RUNNING},
+                ":attempt": {"N": str(attempt)},
+                ":now": {"N": repr(now)},
+                ":err": {"S": error},
+                ":ttl": self._ttl(now),
+                ":iso": {"S": stored_time(now)},
+                ":ev": {"L": [event(Status.FAILED, now, error=error)]},
+            },
+        )
+
+    def cancel(self, job_id: str, now: float, tenant: str | None = None) -> Write:
+        return self._write(
+            job_id,
+            "cancel",
+            tenant=tenant,
+            update="SET #s = :cancelled, expires_at = :ttl, updated_at = :iso, "
+            "events = list_append(events, :ev) REMOVE run_after",
+            # A worker may claim the job at this instant: only one of the two wins.
+            condition="#s IN (:pending, :retrying)",
+            values={
+                ":cancelled": {"S": Status.CANCELLED},
+                ":pending": {"S": Status.PENDING},
+                ":retrying": {"S": Status.RETRYING},
+                ":ttl": self._ttl(now),
+                ":iso": {"S": stored_time(now)},
+                ":ev": {"L": [event(Status.CANCELLED, now)]},
+            },
+        )
+
+    def redrive(
+        self, job_id: str, now: float, *, actor: str, seen: Job | None, tenant: str | None
+    ) -> Write:
+        """failed -> pending. `seen` None: with a fresh attempt budget. `seen` given (the
+        job as just read): keeping its count, an exhausted budget grows by one."""
+        values: Item = {
+            ":pending": {"S": Status.PENDING},
+            ":failed": {"S": Status.FAILED},
+            ":iso": {"S": stored_time(now)},
+            ":ev": {"L": [event("redriven", now, detail=actor, reset=seen is None)]},
+        }
+        if seen is None:
+            budget = ", attempt = :zero"
+            # Two operators redriving at once: only one resets the job.
+            condition = "#s = :failed"
+            values[":zero"] = {"N": "0"}
+        else:
+            budget = ", max_attempts = :max"
+            # The budget is computed from the attempt count read just before.
+            condition = "#s = :failed AND attempt = :seen"
+            values[":seen"] = {"N": str(seen.attempt)}
+            values[":max"] = {"N": str(max(seen.max_attempts, seen.attempt + 1))}
+        return self._write(
+            job_id,
+            "redrive",
+            tenant=tenant,
+            update="SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
+            f"{budget} REMOVE expires_at, lease_until, run_after",
+            condition=condition,
+            values=values,
+        )
+
+    def record_event(self, job_id: str, kind: str, detail: str, now: float) -> Write:
+        """An audit note in the history; the status and everything else stay as they are."""
+        return self._write(
+            job_id,
+            kind,
+            update="SET events = list_append(events, :ev)",
+            condition="attribute_exists(events)",
+            values={":ev": {"L": [event(kind, now, detail=detail)]}},
+        )
+
+    def mark_requeued(self, job: Job, reason: str, now: float) -> Write:
+        """The sweeper re-sent the job's message; no status change."""
+        return self._write(
+            job.id,
+            "requeue",
+            update="SET updated_at = :iso, events = list_append(events, :ev)",
+            # The version the sweeper read: two sweepers running at once re-send a job
+            # once, and a job that moved on meanwhile is left alone.
+            condition="#s = :seen_status AND updated_at = :seen_at",
+            values={
+                ":seen_status": {"S": job.status},
+                ":seen_at": {"S": job.updated_at.strftime(STORED_TIME_FORMAT)},
+                ":iso": {"S": stored_time(now)},
+                ":ev": {"L": [event("requeued", now, detail=reason)]},
+            },
+        )
+
+    # --- shared shapes ---------------------------------------------------------------
+
+    def _ttl(self, now: float) -> Item:
+        return {"N": str(expires_at(now, self.retention_days))}
+
+    def _finish_attempt(
+        self,
+        job_id: str,
+        attempt: int,
+        name: str,
+        status: Status,
+        now: float,
+        *,
+        extra_set: str,
+        values: Item,
+        extra_remove: str = "",
+        event_item: Item | None = None,
+    ) -> Write:
+        return self._write(
+            job_id,
+            name,
+            update=f"SET #s = :to, updated_at = :iso, events = list_append(events, :ev), "
+            f"{extra_set} REMOVE lease_until{extra_remove}",
+            # The fencing token: a worker whose lease lapsed and whose job was claimed
+            # again (attempt moved on) must not overwrite the newer attempt's outcome.
+            condition="#s = :running AND attempt = :attempt",
+            values={
+                ":to": {"S": status},
+                ":running": {"S": Status.RUNNING},
+                ":attempt": {"N": str(attempt)},
+                ":iso": {"S": stored_time(now)},
+                ":ev": {"L": [event_item or event(status, now)]},
+                **values,
+            },
+        )
+
+    def _write(
+        self,
+        job_id: str,
+        name: str,
+        *,
+        update: str,
+        condition: str,
+        values: Item,
+        tenant: str | None = None,
+    ) -> Write:
+        write_id = uuid.uuid4().hex
+        # A token per write, so a retried call can tell the item its first try wrote.
+        update = "SET write_id = :write, " + update.removeprefix("SET ")
+        values = {**values, ":write": {"S": write_id}}
+        if tenant is not None:
+            # Part of the condition, so no read-then-write gap lets a caller touch
+            # another tenant's job.
+            condition = f"tenant = :tenant AND ({condition})"
+            values[":tenant"] = {"S": tenant}
+        names = {alias: n for alias, n in _RESERVED if alias in update or alias in condition}
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": key(job_id),
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(id) AND ({condition})",
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        return Write(job_id, name, request, write_id, tenant)
