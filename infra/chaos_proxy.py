@@ -28,11 +28,11 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from infra.service import ServedInThread
+from infra.service import KeepAliveHandler, ServedInThread, write_reply
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +340,8 @@ class _Server(ThreadingHTTPServer):
     proxy: ChaosProxy
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive towards clients; every answer has a length
+class _Handler(KeepAliveHandler):
     timeout = 30
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall
 
     def _serve(self) -> None:
         proxy = cast(_Server, self.server).proxy
@@ -359,24 +357,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if isinstance(action, Respond):
-                self._reply(action.status, list(action.headers), action.body)
+                write_reply(self, action.status, action.headers, action.body)
                 return
             sent = action.body if isinstance(action, Forward) else body
             status, reply_headers, data = proxy.forward(call, sent)
             if isinstance(action, Forward) and action.rewrite is not None:
                 data = action.rewrite(status, data)
-            self._reply(status, reply_headers, data)
+            write_reply(self, status, reply_headers, data)
         except OSError as exc:  # the upstream is gone, or the client went away
             log.warning("chaos proxy: %s %s failed: %s", call.service, call.operation, exc)
             self._drop()
-
-    def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _drop(self) -> None:
         """Reset the connection: the client sees it closed with no answer."""

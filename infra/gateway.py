@@ -15,12 +15,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.sandbox import FunctionTimeout, InvokeError, LocalFunction
-from infra.service import ServedInThread
+from infra.service import KeepAliveHandler, ServedInThread, write_reply
 from infra.template import HttpRoute
 from taskq.ratelimit import TokenBucket
 
@@ -249,12 +249,8 @@ class _Server(ThreadingHTTPServer):
     gateway: LocalGateway
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every reply carries a Content-Length
+class _Handler(KeepAliveHandler):
     timeout = 10  # idle keep-alive connections are closed after this
-    # TCP_NODELAY: headers and body go out in two writes; with Nagle on, the body waited for
-    # the client's delayed ACK of the headers (~40 ms a request on a kept-alive connection).
-    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         gateway = cast(_Server, self.server).gateway
@@ -273,13 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = gateway.handle(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
-        self.send_response(reply.status)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(reply.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        write_reply(self, reply.status, reply.headers, reply.body, send_body=self.command != "HEAD")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from infra.clients import credentials_env
+from infra.clients import local_env
 from infra.gateway import HOST, LocalGateway
 from infra.poller import EventSourcePoller
 from infra.provision import Resources, provision
@@ -71,13 +71,7 @@ class LocalCloud(Service):
     def env(self) -> dict[str, str]:
         """What a CLI or test client needs: the API function's environment plus endpoint/region."""
         base = self.functions[self._api_function].spec.environment if self._api_function else {}
-        return {
-            **base,
-            **credentials_env(),
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-        }
+        return {**base, **local_env(self.endpoint_url, self.region)}
 
     def start(self) -> LocalCloud:
         try:
@@ -111,12 +105,7 @@ class LocalCloud(Service):
         account = arns[0].split(":")[4] if arns else stack.account_id
         stack = load(account).bind(self.resources.queue_urls, self.resources.queue_arns)
         self.stack = stack
-        extra_env = {
-            **credentials_env(),
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-        }
+        extra_env = local_env(self.endpoint_url, self.region)
         routes: list[tuple[HttpRoute, LocalFunction]] = []
         for lid in stack.logical_ids(FUNCTION):
             http, sqs, periods = stack.http_routes(lid), stack.sqs_event(lid), stack.schedules(lid)

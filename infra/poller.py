@@ -18,7 +18,7 @@ from typing import Any
 
 from infra.clients import client
 from infra.sandbox import InvokeError, LocalFunction
-from infra.service import join_within
+from infra.service import WorkerThreads
 from infra.template import SqsEventSpec
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ class EventSourcePoller:
         self.spec = spec
         self.region = region
         self._sqs = client("sqs", endpoint_url=endpoint_url, region=region)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers = WorkerThreads()
+        self._stop = self._workers.stopping  # set by stop(): every loop here watches it
         self._lock = threading.Lock()
         self._stats = PollerStats()
 
@@ -68,20 +68,15 @@ class EventSourcePoller:
             return dataclasses.replace(self._stats)
 
     def start(self) -> EventSourcePoller:
-        self._stop.clear()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"poller-{self.function.name}-{i}", daemon=True)
+        self._workers.start(
+            (f"poller-{self.function.name}-{i}", self._run)
             for i in range(self.spec.maximum_concurrency)
-        ]
-        for thread in self._threads:
-            thread.start()
+        )
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling; waits up to `timeout` for invocations in flight."""
-        self._stop.set()
-        join_within(self._threads, timeout)
-        self._threads = []
+        self._workers.stop(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -11,10 +11,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from infra.sandbox import InvokeError, LocalFunction
-from infra.service import join_within
+from infra.service import WorkerThreads
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,18 @@ class Scheduler:
         self.account_id = account_id
         self.runs = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers = WorkerThreads()
+        self._stop = self._workers.stopping  # set by stop(): the loops watch it
 
     def start(self) -> Scheduler:
-        self._stop.clear()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i, period), daemon=True,
-                             name=f"schedule-{self.function.name}-{i}")
+        self._workers.start(
+            (f"schedule-{self.function.name}-{i}", partial(self._run, i, period))
             for i, period in enumerate(self.periods)
-        ]  # fmt: skip
-        for thread in self._threads:
-            thread.start()
+        )
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        join_within(self._threads, timeout)
-        self._threads = []
+        self._workers.stop(timeout)
 
     def event(self, index: int) -> dict[str, Any]:
         """The event EventBridge sends for a scheduled rule."""

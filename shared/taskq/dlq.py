@@ -29,225 +29,42 @@ a released message would be received again by the same scan).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from taskq.dlq_entries import (
+    DELETED,
+    LIVE,
+    STALE,
+    Action,
+    AuditRecord,
+    DeadEntry,
+    Kind,
+    Outcome,
+    Report,
+    Scan,
+    Selector,
+)
 from taskq.errors import BackendError, InvalidTransition, JobNotFound
 from taskq.models import Job, Status
 from taskq.queue import DeadLetter, JobQueue, parse_body
 from taskq.ratelimit import TokenBucket
 from taskq.store import JobStore
 
+# The DLQ's vocabulary (from taskq.dlq_entries) is re-exported: callers import it from here.
+__all__ = [
+    "DELETED", "HOLD_MARGIN_S", "LIVE", "RECEIVE_MAX", "SCAN_MAX", "SCAN_VISIBILITY_S", "STALE",
+    "Action", "AuditRecord", "DeadEntry", "DeadLetters", "Kind", "Outcome", "OutcomeHook",
+    "Report", "Scan", "Selector", "StepHook", "TokenBucket",
+]  # fmt: skip
+
 SCAN_VISIBILITY_S = 60  # how long a scan hides what it receives (released when decided)
 HOLD_MARGIN_S = 15  # extend the hold on selected messages when less than this is left
 SCAN_MAX = 10_000  # a scan stops after this many messages (reported as truncated)
 RECEIVE_MAX = 10  # ReceiveMessage returns at most 10 messages per call
-
-LIVE = frozenset({Status.PENDING, Status.RUNNING, Status.RETRYING})
-STALE = frozenset({Status.COMPLETED, Status.CANCELLED})
-
-
-class Kind(StrEnum):
-    FAILED = "failed"
-    LIVE = "live"
-    STALE = "stale"
-    ORPHAN = "orphan"
-
-
-class Action(StrEnum):
-    REDRIVEN = "redriven"  # failed -> pending, re-sent, DLQ message deleted
-    REQUEUED = "requeued"  # job already live: re-sent, DLQ message deleted
-    CLEARED = "cleared"  # stale message deleted (job finished, or re-sent in this run)
-    PURGED = "purged"  # deleted by a purge
-    ORPHAN = "orphan"  # left in the DLQ: no job to redrive
-    SKIPPED = "skipped"  # left in the DLQ: see the detail; running again may take it
-    ERROR = "error"  # a backend call failed: see the detail for where the job stands
-
-
-@dataclass(frozen=True)
-class DeadEntry:
-    """One DLQ message with the job it names (as read during the scan)."""
-
-    message_id: str
-    receipt_handle: str = field(repr=False)
-    body: str
-    attributes: dict[str, str]
-    sent_at: float  # epoch seconds the message entered the DLQ (SentTimestamp)
-    job_id: str | None
-    task: str | None
-    job: Job | None
-    orphan_reason: str | None = None
-
-    @property
-    def reason(self) -> str | None:
-        """Why taskq dead-lettered it; None when SQS's redrive policy moved it here."""
-        return self.attributes.get("taskq-reason")
-
-    @property
-    def kind(self) -> Kind:
-        if self.job is None:
-            return Kind.ORPHAN
-        if self.job.status == Status.FAILED:
-            return Kind.FAILED
-        return Kind.LIVE if self.job.status in LIVE else Kind.STALE
-
-    @property
-    def status(self) -> Status | None:
-        return self.job.status if self.job else None
-
-    @property
-    def attempts(self) -> int | None:
-        if self.job is not None:
-            return self.job.attempt
-        raw = self.attributes.get("taskq-attempts", "")
-        return int(raw) if raw.isdigit() else None
-
-    @property
-    def error(self) -> str | None:
-        """The job's last error, or the reason on the message when there is no job."""
-        return (self.job.error if self.job else None) or self.reason
-
-    @property
-    def failed_at(self) -> float:
-        """When the job last failed (its history), else when the message entered the DLQ."""
-        if self.job is not None:
-            for event in reversed(self.job.events):
-                if event.kind == Status.FAILED:
-                    return event.at.timestamp()
-        return self.sent_at
-
-    @property
-    def receive_count(self) -> int:
-        raw = self.attributes.get("ApproximateReceiveCount", "")
-        return int(raw) if raw.isdigit() else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id,
-            "job_id": self.job_id,
-            "task": self.task,
-            "kind": str(self.kind),
-            "orphan": self.kind is Kind.ORPHAN,
-            "orphan_reason": self.orphan_reason,
-            "status": str(self.status) if self.status else None,
-            "attempts": self.attempts,
-            "max_attempts": self.job.max_attempts if self.job else None,
-            "error": self.error,
-            "reason": self.reason,
-            "failed_at": _iso(self.failed_at),
-            "sent_at": _iso(self.sent_at),
-            "receive_count": self.receive_count,
-        }
-
-
-@dataclass(frozen=True)
-class Selector:
-    """Which DLQ messages an operation takes. All given criteria must match."""
-
-    ids: frozenset[str] = frozenset()  # job ids or DLQ message ids
-    task: str | None = None
-    error_match: re.Pattern[str] | None = None
-    older_than_s: float | None = None
-    newer_than_s: float | None = None
-    everything: bool = False  # --all: required when no criterion is given
-
-    @property
-    def has_criteria(self) -> bool:
-        return bool(
-            self.ids
-            or self.task is not None
-            or self.error_match is not None
-            or self.older_than_s is not None
-            or self.newer_than_s is not None
-        )
-
-    def matches(self, entry: DeadEntry, now: float) -> bool:
-        if self.ids and entry.job_id not in self.ids and entry.message_id not in self.ids:
-            return False
-        if self.task is not None and entry.task != self.task:
-            return False
-        if self.error_match is not None and not any(
-            text and self.error_match.search(text) for text in (entry.error, entry.reason)
-        ):
-            return False
-        age = now - entry.failed_at
-        if self.older_than_s is not None and age < self.older_than_s:
-            return False
-        return self.newer_than_s is None or age <= self.newer_than_s
-
-
-@dataclass
-class Scan:
-    """What a pass over the DLQ found. `entries` are the selected messages, oldest first."""
-
-    entries: list[DeadEntry]
-    seen: int  # messages received (each once)
-    truncated: bool  # stopped early (limit or SCAN_MAX): more may be waiting
-
-
-@dataclass(frozen=True)
-class Outcome:
-    entry: DeadEntry
-    action: Action
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.entry.to_dict(), "action": str(self.action), "detail": self.detail}
-
-
-@dataclass
-class Report:
-    """What a redrive or purge did (or, in a dry run, would do) to each selected message."""
-
-    operation: str  # "redrive" | "purge"
-    dry_run: bool
-    scanned: int = 0
-    truncated: bool = False
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        counts = {str(a): 0 for a in Action}
-        for outcome in self.outcomes:
-            counts[outcome.action] += 1
-        return counts
-
-    @property
-    def complete(self) -> bool:
-        """True when every selected message was dealt with (orphans count as dealt with)."""
-        return not any(o.action in (Action.SKIPPED, Action.ERROR) for o in self.outcomes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "operation": self.operation,
-            "dry_run": self.dry_run,
-            "scanned": self.scanned,
-            "truncated": self.truncated,
-            "counts": self.counts(),
-            "messages": [o.to_dict() for o in self.outcomes],
-        }
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One purged DLQ message: who removed what, and when."""
-
-    operation: str
-    actor: str
-    at: str
-    message_id: str
-    job_id: str | None
-    task: str | None
-    job_status: str | None
-    error: str | None
-    body: str
-
 
 StepHook = Callable[[str, DeadEntry], None]  # ("reset" | "sent" | "deleted", entry)
 OutcomeHook = Callable[[Outcome], None]
@@ -279,14 +96,11 @@ class DeadLetters:
 
     def list_messages(self, selector: Selector | None = None, *, limit: int | None = None) -> Scan:
         """The selected messages (all, without a selector), oldest first; nothing stays hidden."""
-        scan = self.scan(selector or Selector(), limit=limit)
-        self._release(scan.entries)
-        return scan
+        return self._peek(selector or Selector(), limit=limit)
 
     def show(self, ident: str) -> DeadEntry | None:
         """The DLQ message with this message id, or the first one naming this job id."""
-        scan = self.scan(Selector(ids=frozenset({ident})), limit=1)
-        self._release(scan.entries)
+        scan = self._peek(Selector(ids=frozenset({ident})), limit=1)
         return scan.entries[0] if scan.entries else None
 
     def oldest_age(self) -> tuple[float | None, bool]:
@@ -294,11 +108,18 @@ class DeadLetters:
 
         SQS only reports this as a CloudWatch metric, so the DLQ is read (and released).
         """
-        scan = self.scan(Selector(), with_jobs=False)
-        self._release(scan.entries)
+        scan = self._peek(Selector(), with_jobs=False)
         if not scan.entries:
             return None, not scan.truncated
         return max(0.0, self.clock() - min(e.sent_at for e in scan.entries)), not scan.truncated
+
+    def _peek(
+        self, selector: Selector, *, limit: int | None = None, with_jobs: bool = True
+    ) -> Scan:
+        """A scan that takes nothing: what it selected is made visible again at once."""
+        scan = self.scan(selector, limit=limit, with_jobs=with_jobs)
+        self._release(scan.entries)
+        return scan
 
     def scan(
         self,
@@ -315,6 +136,7 @@ class DeadLetters:
         the DLQ yields nothing new, or after SCAN_MAX messages. With `restrict_to`,
         only those message ids can be selected (what an operator confirmed).
         """
+        counts = counts or _all
         now = self.clock()
         expected = self.queue.depth(dead=True)["visible"]
         held: dict[str, DeadEntry] = {}  # message id -> entry, all received so far
@@ -348,7 +170,7 @@ class DeadLetters:
                 empties = 0
                 jobs = self._jobs(batch) if with_jobs else {}
                 for message in batch:
-                    entry = _entry(message, jobs)
+                    entry = DeadEntry.read(message, jobs)
                     if entry.message_id in held:
                         # Received again (a long scan outlived the visibility): keep the
                         # newest receipt handle, the only one SQS still honours.
@@ -357,11 +179,11 @@ class DeadLetters:
                     held[entry.message_id] = entry
                     allowed = restrict_to is None or entry.message_id in restrict_to
                     if allowed and selector.matches(entry, now):
-                        if limit is not None and counted >= limit and (counts or _all)(entry):
+                        if limit is not None and counted >= limit and counts(entry):
                             truncated = True  # over the limit: released with the others
                             continue
                         selected.append(entry.message_id)
-                        if (counts or _all)(entry):
+                        if counts(entry):
                             counted += 1
         except BaseException:
             self._release(held.values())
@@ -371,7 +193,7 @@ class DeadLetters:
         entries = sorted((held[m] for m in selected), key=lambda e: e.failed_at)
         return Scan(entries=entries, seen=len(held), truncated=truncated)
 
-    # --- redrive ----------------------------------------------------------------------
+    # --- redrive and purge ------------------------------------------------------------
 
     def redrive(
         self,
@@ -390,50 +212,115 @@ class DeadLetters:
         `max_messages` caps the messages taken (orphans are reported, not counted);
         `rate` caps sends per second.
         """
-        report = Report("redrive", dry_run)
-        started = self.clock()
+        bucket = TokenBucket(rate, sleep=self.sleep) if rate else None
+        sent: set[str] = set()  # jobs re-sent in this run: a second message for one is stale
+        redrive = _Operation(
+            "redrive",
+            act=lambda entry: self._redrive_one(entry, actor, reset_attempts, bucket, sent),
+            plan=_planned,
+            lapsed="the message became visible before its turn; left in the DLQ",
+            set_aside=_orphan,  # never deleted by a redrive: visible again right away
+            counts=lambda entry: entry.kind is not Kind.ORPHAN,
+            rate=rate,
+        )
+        return self._perform(redrive, selector, dry_run, max_messages, restrict_to, on_outcome)
+
+    def purge(
+        self,
+        selector: Selector,
+        *,
+        actor: str,
+        audit: Callable[[AuditRecord], None],
+        max_messages: int | None = None,
+        dry_run: bool = False,
+        restrict_to: Collection[str] | None = None,
+        on_outcome: OutcomeHook | None = None,
+    ) -> Report:
+        """Delete the selected DLQ messages (orphans included), each with an audit record.
+
+        Jobs are not touched: a purged failed job stays failed until its TTL.
+        """
+
+        def purge_one(entry: DeadEntry) -> Outcome:
+            try:
+                self.queue.delete_dead(entry.receipt_handle)
+            except BackendError as exc:
+                return Outcome(entry, Action.ERROR, f"delete failed: {exc}; kept")
+            self._step("deleted", entry)
+            audit(AuditRecord.of("purge", actor, entry, self.clock()))
+            return Outcome(entry, Action.PURGED, "deleted")
+
+        purge = _Operation(
+            "purge",
+            act=purge_one,
+            plan=lambda entry: Outcome(entry, Action.PURGED, "would delete"),
+            lapsed="the message became visible; kept",
+        )
+        return self._perform(purge, selector, dry_run, max_messages, restrict_to, on_outcome)
+
+    def _perform(
+        self,
+        operation: _Operation,
+        selector: Selector,
+        dry_run: bool,
+        max_messages: int | None,
+        restrict_to: Collection[str] | None,
+        on_outcome: OutcomeHook | None,
+    ) -> Report:
+        """Select, then act on each selected message while holding it: redrive and purge
+        differ only in `operation`, so both keep the same guarantees about what stays hidden."""
+        report = Report(operation.name, dry_run)
+        started = self.clock()  # the scan hides what it receives from now on
         scan = self.scan(
-            selector,
-            limit=max_messages,
-            counts=lambda e: e.kind is not Kind.ORPHAN,
-            restrict_to=restrict_to,
+            selector, limit=max_messages, counts=operation.counts, restrict_to=restrict_to
         )
         report.scanned, report.truncated = scan.seen, scan.truncated
-        orphans = [e for e in scan.entries if e.kind is Kind.ORPHAN]
-        work = [e for e in scan.entries if e.kind is not Kind.ORPHAN]
-        self._release(orphans)  # never deleted by a redrive: visible again right away
-        for entry in orphans:
-            self._emit(report, on_outcome, Outcome(entry, Action.ORPHAN, _orphan(entry)))
+        work: list[DeadEntry] = []
+        aside: list[Outcome] = []
+        for entry in scan.entries:
+            left = operation.set_aside(entry)
+            if left is None:
+                work.append(entry)
+            else:
+                aside.append(left)
+        self._release(outcome.entry for outcome in aside)
+        for outcome in aside:
+            self._emit(report, on_outcome, outcome)
         self._missing(report, scan, restrict_to, on_outcome)
         if dry_run:
             self._release(work)
             for entry in work:
-                self._emit(report, on_outcome, _planned(entry))
-            return report
-        bucket = TokenBucket(rate, sleep=self.sleep) if rate else None
-        hold = _Hold(started + self.visibility_s)
-        sent: set[str] = set()
+                self._emit(report, on_outcome, operation.plan(entry))
+        else:
+            self._act_on_each(
+                operation, work, _Hold(started + self.visibility_s), report, on_outcome
+            )
+        return report
+
+    def _act_on_each(
+        self,
+        operation: _Operation,
+        work: list[DeadEntry],
+        hold: _Hold,
+        report: Report,
+        on_outcome: OutcomeHook | None,
+    ) -> None:
+        """Act on the held messages in turn, keeping the rest hidden until their turn comes."""
         done: set[str] = set()  # deleted, or no longer ours: nothing to release
         lapsed: set[str] = set()  # visible again: someone else may hold them now
         try:
             for index, entry in enumerate(work):
-                lapsed |= self._keep_held(work[index:], hold, rate)
+                lapsed |= self._keep_held(work[index:], hold, operation.rate)
                 if entry.message_id in lapsed:
-                    outcome = Outcome(
-                        entry,
-                        Action.SKIPPED,
-                        "the message became visible before its turn; left in the DLQ",
-                    )
-                    done.add(entry.message_id)
+                    outcome = Outcome(entry, Action.SKIPPED, operation.lapsed)
                 else:
-                    outcome = self._redrive_one(entry, actor, reset_attempts, bucket, sent)
-                    if outcome.action in (Action.REDRIVEN, Action.REQUEUED, Action.CLEARED):
-                        done.add(entry.message_id)
+                    outcome = operation.act(entry)
+                if entry.message_id in lapsed or outcome.action in DELETED:
+                    done.add(entry.message_id)
                 self._emit(report, on_outcome, outcome)
         finally:
             # Whatever happens (an error, Ctrl-C), what we did not delete is visible again.
             self._release(e for e in work if e.message_id not in done)
-        return report
 
     def _redrive_one(
         self,
@@ -522,57 +409,6 @@ class DeadLetters:
         hold.until = now + seconds
         return {e.message_id for e in remaining if e.receipt_handle in refused}
 
-    # --- purge ------------------------------------------------------------------------
-
-    def purge(
-        self,
-        selector: Selector,
-        *,
-        actor: str,
-        audit: Callable[[AuditRecord], None],
-        max_messages: int | None = None,
-        dry_run: bool = False,
-        restrict_to: Collection[str] | None = None,
-        on_outcome: OutcomeHook | None = None,
-    ) -> Report:
-        """Delete the selected DLQ messages (orphans included), each with an audit record.
-
-        Jobs are not touched: a purged failed job stays failed until its TTL.
-        """
-        report = Report("purge", dry_run)
-        started = self.clock()
-        scan = self.scan(selector, limit=max_messages, restrict_to=restrict_to)
-        report.scanned, report.truncated = scan.seen, scan.truncated
-        self._missing(report, scan, restrict_to, on_outcome)
-        if dry_run:
-            self._release(scan.entries)
-            for entry in scan.entries:
-                self._emit(report, on_outcome, Outcome(entry, Action.PURGED, "would delete"))
-            return report
-        hold = _Hold(started + self.visibility_s)
-        done: set[str] = set()
-        lapsed: set[str] = set()
-        try:
-            for index, entry in enumerate(scan.entries):
-                lapsed |= self._keep_held(scan.entries[index:], hold, None)
-                if entry.message_id in lapsed:
-                    outcome = Outcome(entry, Action.SKIPPED, "the message became visible; kept")
-                    done.add(entry.message_id)
-                else:
-                    try:
-                        self.queue.delete_dead(entry.receipt_handle)
-                    except BackendError as exc:
-                        outcome = Outcome(entry, Action.ERROR, f"delete failed: {exc}; kept")
-                    else:
-                        done.add(entry.message_id)
-                        self._step("deleted", entry)
-                        audit(_audit("purge", actor, entry, self.clock()))
-                        outcome = Outcome(entry, Action.PURGED, "deleted")
-                self._emit(report, on_outcome, outcome)
-        finally:
-            self._release(e for e in scan.entries if e.message_id not in done)
-        return report
-
     # --- plumbing ---------------------------------------------------------------------
 
     def _jobs(self, batch: list[DeadLetter]) -> dict[str, Job]:
@@ -627,39 +463,30 @@ def _all(entry: DeadEntry) -> bool:
     return True
 
 
-def _entry(message: DeadLetter, jobs: dict[str, Job]) -> DeadEntry:
-    sent_ms = message.attributes.get("SentTimestamp", "")
-    sent_at = int(sent_ms) / 1000.0 if sent_ms.isdigit() else 0.0
-    try:
-        parsed = parse_body(message.body)
-    except (ValueError, ValidationError) as exc:
-        return DeadEntry(
-            message_id=message.message_id,
-            receipt_handle=message.receipt_handle,
-            body=message.body,
-            attributes=message.attributes,
-            sent_at=sent_at,
-            job_id=message.attributes.get("taskq-job-id") or None,
-            task=message.attributes.get("taskq-task") or None,
-            job=None,
-            orphan_reason=f"malformed body: {_first_line(exc)}",
-        )
-    job = jobs.get(parsed.job_id)
-    return DeadEntry(
-        message_id=message.message_id,
-        receipt_handle=message.receipt_handle,
-        body=message.body,
-        attributes=message.attributes,
-        sent_at=sent_at,
-        job_id=parsed.job_id,
-        task=job.task if job else parsed.task,
-        job=job,
-        orphan_reason=None if job else "job not found (expired, or never stored)",
-    )
+def _take_all(entry: DeadEntry) -> Outcome | None:
+    return None
 
 
-def _orphan(entry: DeadEntry) -> str:
-    return f"{entry.orphan_reason}; left in the DLQ"
+@dataclass(frozen=True)
+class _Operation:
+    """What a redrive or a purge does to one selected message. DeadLetters._perform does
+    the rest (select, hold, release, report) the same way for both, so neither can leave
+    a message hidden, or delete one it no longer holds, in a way the other does not."""
+
+    name: str  # the report's operation: "redrive" | "purge"
+    act: Callable[[DeadEntry], Outcome]  # on a held message; an outcome in DELETED frees it
+    plan: Callable[[DeadEntry], Outcome]  # what a dry run reports instead of acting
+    lapsed: str  # the detail when a message's hold lapsed before its turn (left alone)
+    set_aside: Callable[[DeadEntry], Outcome | None] = _take_all  # released and reported at once
+    counts: Callable[[DeadEntry], bool] | None = None  # which selected count towards the limit
+    rate: float | None = None  # acts a second: holds are extended to last the whole run
+
+
+def _orphan(entry: DeadEntry) -> Outcome | None:
+    """A redrive's answer for an orphan, which it never deletes; None for any other message."""
+    if entry.kind is not Kind.ORPHAN:
+        return None
+    return Outcome(entry, Action.ORPHAN, f"{entry.orphan_reason}; left in the DLQ")
 
 
 def _planned(entry: DeadEntry) -> Outcome:
@@ -668,26 +495,3 @@ def _planned(entry: DeadEntry) -> Outcome:
     if entry.kind is Kind.LIVE:
         return Outcome(entry, Action.REQUEUED, f"job is {entry.status}: would re-send it")
     return Outcome(entry, Action.CLEARED, f"stale: job is {entry.status}; would delete")
-
-
-def _audit(operation: str, actor: str, entry: DeadEntry, now: float) -> AuditRecord:
-    return AuditRecord(
-        operation=operation,
-        actor=actor,
-        at=_iso(now),
-        message_id=entry.message_id,
-        job_id=entry.job_id,
-        task=entry.task,
-        job_status=str(entry.status) if entry.status else None,
-        error=entry.error,
-        body=entry.body[:1000],
-    )
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]

@@ -157,6 +157,23 @@ class JobService:
             tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
         )
 
+    def find(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None when there is none (for callers to whom absence is no error)."""
+        return self.store.find(job_id, tenant)
+
+    def list_newest(self, *, tenant: str | None = None, limit: int = 50) -> list[Job]:
+        """The newest jobs in any status: the indexes are per status or task, so this is
+        one Query per status, merged (still never a Scan); it cannot continue by cursor."""
+        found: list[Job] = []
+        for status in Status:
+            found += self.store.list_jobs(tenant=tenant, status=status, limit=limit)[0]
+        return sorted(found, key=lambda job: job.created_at, reverse=True)[:limit]
+
+    def record_event(self, job_id: str, kind: str, detail: str) -> Job:
+        """Note something done around a job (e.g. its DLQ message purged) in its history;
+        its status stays as it is."""
+        return self.store.record_event(job_id, kind, detail)
+
     def cancel(self, job_id: str, tenant: str | None = None) -> Job:
         """pending/retrying -> cancelled; its message, when received, is acknowledged unrun."""
         return self.store.cancel(job_id, tenant)

@@ -1,4 +1,5 @@
-"""The `taskq` commands run in-process (taskq.cli.run) against moto's mock: output and exit codes.
+"""The `taskq` commands run in-process (taskq.cli.main_with_exit_code) against moto's mock:
+output and exit codes.
 
 The same command as a subprocess against a real moto server process and the real worker
 is in tests/acceptance/.
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from taskq.cli import EXIT_CODES, run
+from taskq.cli import EXIT_CODES, main_with_exit_code
 from taskq.config import Settings
 from taskq.models import QueueMessage, Status
 from taskq.queue import JobQueue
@@ -51,9 +52,9 @@ def taskq(env: Settings, capsys: pytest.CaptureFixture[str]) -> Any:
         if stdin is not None:
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr("sys.stdin", io.StringIO(stdin))
-                code = run(list(argv))
+                code = main_with_exit_code(list(argv))
         else:
-            code = run(list(argv))
+            code = main_with_exit_code(list(argv))
         out, err = capsys.readouterr()
         return Result(code, out, err)
 

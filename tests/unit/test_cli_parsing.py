@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from taskq.cli import (
-    UsageProblem,
-    _span,
-    make_selector,
-    parse_duration,
-    parse_payload,
-    settings_from,
-)
-from taskq.errors import BackendError, ConfigError
+from taskq.cli.context import settings_from
+from taskq.cli.options import make_selector, parse_duration, parse_payload
+from taskq.cli.render import age_span
+from taskq.errors import BackendError, ConfigError, UsageError
 
 ENV = {
     "TASKQ_TABLE": "jobs",
@@ -60,7 +55,7 @@ def test_payload_inline_file_and_stdin(tmp_path: Path) -> None:
     ],
 )
 def test_bad_payloads(text: str, message: str) -> None:
-    with pytest.raises(UsageProblem, match=re.escape(message)):
+    with pytest.raises(UsageError, match=re.escape(message)):
         parse_payload(text)
 
 
@@ -80,7 +75,7 @@ def selector(**kwargs: Any) -> Any:
 
 
 def test_a_changing_command_must_say_which_messages() -> None:
-    with pytest.raises(UsageProblem, match="say which messages"):
+    with pytest.raises(UsageError, match="say which messages"):
         selector()
     assert selector(required=False).has_criteria is False  # listing: everything
     assert selector(everything=True).everything
@@ -89,7 +84,7 @@ def test_a_changing_command_must_say_which_messages() -> None:
 
 
 def test_all_is_not_combined_with_filters() -> None:
-    with pytest.raises(UsageProblem, match="--all"):
+    with pytest.raises(UsageError, match="--all"):
         selector(everything=True, task="fail")
 
 
@@ -97,12 +92,12 @@ def test_ids_are_job_ids_or_message_ids() -> None:
     job_id = "a" * 32
     message_id = "0b1c6a3e-6a43-4f4a-a0b4-0f6e5c1d2e3f"
     assert selector(ids=[job_id, message_id]).ids == {job_id, message_id}
-    with pytest.raises(UsageProblem, match="neither a job id nor a DLQ message id"):
+    with pytest.raises(UsageError, match="neither a job id nor a DLQ message id"):
         selector(ids=["../etc/passwd"])
 
 
 def test_an_empty_age_window_is_refused() -> None:
-    with pytest.raises(UsageProblem, match="--newer-than must be longer"):
+    with pytest.raises(UsageError, match="--newer-than must be longer"):
         selector(older_than=7_200.0, newer_than=3_600.0)
     window = selector(older_than=60.0, newer_than=3_600.0)
     assert (window.older_than_s, window.newer_than_s) == (60.0, 3_600.0)
@@ -183,4 +178,4 @@ def test_a_stack_that_is_missing_or_incomplete_is_a_config_error(
     [(0, "0s"), (59, "59s"), (60, "1m"), (3_599, "59m"), (3_660, "1h01m"), (90_000, "1d01h")],
 )
 def test_ages_for_people(seconds: float, text: str) -> None:
-    assert _span(seconds) == text
+    assert age_span(seconds) == text

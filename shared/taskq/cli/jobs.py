@@ -1,0 +1,169 @@
+"""Job commands: submit (and wait), status, events, cancel, stats, and `jobs ls`.
+
+Every read and change goes through `JobService`, the same operations the HTTP API
+calls, so a job submitted or cancelled here is validated and recorded as it would be
+there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from taskq.cli import options, render
+from taskq.cli.context import CommandFailed, OperatorContext
+from taskq.cli.options import JobIdArg, JsonOpt
+from taskq.errors import UsageError
+from taskq.models import DEFAULT_TENANT, TERMINAL, EventsOut, Job, JobRequest, Status
+from taskq.stats import collect
+from taskq.store import LIST_LIMIT_MAX
+from taskq.text import first_validation_error
+
+WAIT_POLL_S = (0.2, 1.0)  # --wait polls from the first to the second interval, doubling
+
+# The top-level job commands (merged into the root app) and the `jobs` group.
+commands = typer.Typer()
+jobs_app = typer.Typer(help="List jobs.", no_args_is_help=True, rich_markup_mode="markdown")
+
+
+@commands.command()
+def submit(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="A registered task's name (e.g. echo, fail).")],
+    payload: Annotated[
+        str | None,
+        typer.Option("--payload", "-p", help="The payload: a JSON object, @file, or @- (stdin)."),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key", help="Same key and payload: the same job, not a new one."
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option("--max-attempts", min=1, max=10, help="Override the budget.")
+    ] = None,
+    tenant: Annotated[
+        str, typer.Option("--tenant", metavar="TENANT", help="The tenant the job belongs to.")
+    ] = DEFAULT_TENANT,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds --wait waits at most.")
+    ] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a job (validated against the task's payload model), optionally waiting for it."""
+    key = options.idempotency_key(idempotency_key)
+    body = options.parse_payload(payload)
+    try:
+        request = JobRequest(task=task, payload=body, max_attempts=max_attempts)
+    except ValidationError as exc:
+        where, message = first_validation_error(exc)
+        raise UsageError(f"{where}: {message}") from None
+    operator = OperatorContext.of(ctx)
+    submitted = operator.jobs.submit(request, key, tenant)
+    job = submitted.job
+    if not wait:
+        note = "(made by an earlier submit with this key)" if submitted.replayed else ""
+        render.show_job(operator.out, job, as_json, note=note)
+        return
+    job = _wait(operator, job, timeout)
+    render.show_job(operator.out, job, as_json)
+    if job.status != Status.COMPLETED:
+        raise CommandFailed
+
+
+def _wait(operator: OperatorContext, job: Job, timeout: float) -> Job:
+    """Poll the job until it finishes, backing off; past the timeout, show it and fail."""
+    deadline = time.monotonic() + timeout
+    interval = WAIT_POLL_S[0]
+    with render.spinner(operator.err, f"waiting for job {job.id}") as update:
+        while job.status not in TERMINAL:
+            if time.monotonic() >= deadline:
+                operator.err.print(
+                    f"taskq: job {job.id} is still {job.status} after {timeout:g} s", markup=False
+                )
+                render.show_job(operator.out, job, False)
+                raise CommandFailed
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 2, WAIT_POLL_S[1])
+            job = operator.jobs.get(job.id)
+            update(f"job {job.id}: {job.status}, attempt {job.attempt}/{job.max_attempts}")
+    return job
+
+
+@commands.command()
+def status(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+    """Show one job."""
+    job_id = options.job_id(job_id)
+    operator = OperatorContext.of(ctx)
+    render.show_job(operator.out, operator.jobs.get(job_id), as_json)
+
+
+@commands.command()
+def events(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+    """Show a job's history: every transition, attempt, error and redrive."""
+    job_id = options.job_id(job_id)
+    operator = OperatorContext.of(ctx)
+    job = operator.jobs.get(job_id)
+    if as_json:
+        render.print_json(EventsOut(job_id=job.id, events=list(job.events)).model_dump(mode="json"))
+        return
+    operator.out.print(render.events_table(job))
+
+
+@commands.command()
+def cancel(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+    """Cancel a pending or retrying job (a running one cannot be: exit 1)."""
+    job_id = options.job_id(job_id)
+    operator = OperatorContext.of(ctx)
+    render.show_job(operator.out, operator.jobs.cancel(job_id), as_json)
+
+
+@commands.command()
+def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Jobs by status, queue depth and in-flight, DLQ depth and its oldest message's age."""
+    operator = OperatorContext.of(ctx)
+    figures = collect(operator.dead)
+    if as_json:
+        render.print_json(figures.to_dict())
+        return
+    operator.out.print(render.stats_table(figures))
+
+
+@jobs_app.command("ls")
+def jobs_ls(
+    ctx: typer.Context,
+    status: Annotated[
+        Status | None, typer.Option("--status", help="Only jobs in this status.")
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's jobs.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", metavar="TENANT", help="Only this tenant's jobs.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX)] = 20,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Continue a listing (its next cursor).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first (a Query on the status or task index; never a Scan)."""
+    operator = OperatorContext.of(ctx)
+    next_cursor: str | None = None
+    if status is None and task is None:
+        if cursor:
+            raise UsageError("--cursor continues a listing by --status or --task")
+        jobs = operator.jobs.list_newest(tenant=tenant, limit=limit)
+    else:
+        jobs, next_cursor = operator.jobs.list_jobs(
+            tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
+        )
+    if as_json:
+        render.print_json({"items": [render.job_json(j) for j in jobs], "next_cursor": next_cursor})
+        return
+    operator.out.print(render.jobs_table(jobs))
+    if next_cursor:
+        operator.err.print(f"more: --cursor {next_cursor}", markup=False)
