@@ -1,7 +1,9 @@
-"""Demo tasks that show the lifecycle: one that succeeds, one that takes time, one that fails."""
+"""Demo tasks that show the lifecycle: one that succeeds, two that take time (a plain one
+and an async one), one that fails."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -35,6 +37,13 @@ def echo(payload: EchoPayload, ctx: JobContext) -> dict[str, Any]:
 def sleep(payload: SleepPayload, ctx: JobContext) -> dict[str, float]:
     """Sleeps; past its 20 s timeout it is interrupted and retried like any failure."""
     time.sleep(payload.seconds)
+    return {"slept": payload.seconds}
+
+
+@task(timeout_s=20)
+async def sleep_async(payload: SleepPayload, ctx: JobContext) -> dict[str, float]:
+    """Awaits instead of blocking: ten of these in one batch take one sleep, not ten."""
+    await asyncio.sleep(payload.seconds)
     return {"slept": payload.seconds}
 
 

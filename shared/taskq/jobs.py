@@ -121,7 +121,7 @@ class JobService:
             )
         max_attempts = request.max_attempts or task.policy.max_attempts or self.default_max_attempts
         return NewJob(
-            job_id=_job_id(idempotency_key, tenant),
+            job_id=new_job_id(idempotency_key, tenant),
             task=task.name,
             payload_json=payload_json,
             max_attempts=max_attempts,
@@ -200,7 +200,7 @@ class JobService:
             logger.exception("enqueue failed; the sweeper will re-send", extra={"job_id": job.id})
 
 
-def _job_id(idempotency_key: str | None, tenant: str) -> str:
+def new_job_id(idempotency_key: str | None, tenant: str) -> str:
     """Random, or derived from the tenant's idempotency key so a retried submit finds its job.
 
     The tenant is part of the derivation: two tenants using one key get two jobs.

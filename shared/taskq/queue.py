@@ -16,13 +16,13 @@ SEND_BATCH_MAX = 10  # SendMessageBatch / DeleteMessageBatch take at most 10 ent
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message as it sits in the DLQ, with the reason taskq put it there (if it did)."""
+    """A message as it sits in the DLQ; its attributes hold the reason taskq put it there
+    (taskq-reason), if taskq did."""
 
     message_id: str
     receipt_handle: str
     body: str
     attributes: dict[str, str]
-    reason: str | None
 
 
 class JobQueue:
@@ -149,7 +149,6 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
         receipt_handle=message["ReceiptHandle"],
         body=message.get("Body", ""),
         attributes={**message.get("Attributes", {}), **attrs},
-        reason=attrs.get("taskq-reason"),
     )
 
 

@@ -55,7 +55,7 @@ class JobContext:
     runs: int = 0  # every attempt the job ever started, across redrives
 
 
-TaskFn = Callable[[Any, JobContext], Any]
+TaskFn = Callable[[Any, JobContext], Any]  # plain, or `async def` (then it returns an awaitable)
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,11 @@ class Task:
         except ValidationError as exc:
             where, message = first_validation_error(exc, "payload")
             raise InvalidRequest(f"{where}: {message}", field=where) from None
+
+    @property
+    def is_async(self) -> bool:
+        """`async def` tasks run on the worker's event loop; plain ones in its thread pool."""
+        return inspect.iscoroutinefunction(self.fn)
 
     def schema(self) -> dict[str, Any]:
         return self.payload_model.model_json_schema()
@@ -92,7 +97,8 @@ class TaskRegistry:
         timeout_s: float = 20.0,
         permanent: tuple[type[BaseException], ...] = (),
     ) -> Callable[[TaskFn], TaskFn]:
-        """Register `fn(payload, ctx)` as a task. The payload model defaults to fn's annotation."""
+        """Register `fn(payload, ctx)` (plain or `async def`) as a task. The payload
+        model defaults to fn's annotation."""
 
         def register(fn: TaskFn) -> TaskFn:
             task_name = name or fn.__name__
