@@ -79,10 +79,23 @@ def call(client: Any, service: str, operation: str, kwargs: dict[str, Any]) -> A
     and a failed DynamoDB condition into ConditionFailed, which callers decide about."""
     try:
         return getattr(client, operation)(**kwargs)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, service, operation) from exc
+
+
+async def acall(client: Any, service: str, operation: str, kwargs: dict[str, Any]) -> Any:
+    """`call` for an aiobotocore client: the same errors, awaited."""
+    try:
+        return await getattr(client, operation)(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, service, operation) from exc
+
+
+def translate(exc: ClientError | BotoCoreError, service: str, operation: str) -> Exception:
+    """The taskq error for an AWS failure: ConditionFailed or BackendError."""
+    if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "ConditionalCheckFailedException":
-            raise ConditionFailed(cast("dict[str, Any] | None", exc.response.get("Item"))) from None
-        raise BackendError(f"{service} {operation} failed: {code or exc}") from exc
-    except BotoCoreError as exc:
-        raise BackendError(f"{service} {operation} failed: {exc}") from exc
+            return ConditionFailed(cast("dict[str, Any] | None", exc.response.get("Item")))
+        return BackendError(f"{service} {operation} failed: {code or exc}")
+    return BackendError(f"{service} {operation} failed: {exc}")

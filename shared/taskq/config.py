@@ -28,6 +28,7 @@ class Env:
     RETENTION_DAYS = "TASKQ_RETENTION_DAYS"
     DEFAULT_MAX_ATTEMPTS = "TASKQ_DEFAULT_MAX_ATTEMPTS"
     STALE_AFTER_SECONDS = "TASKQ_STALE_AFTER_SECONDS"
+    BATCH_CONCURRENCY = "TASKQ_BATCH_CONCURRENCY"
     STACK = "TASKQ_STACK"
     ACTOR = "TASKQ_ACTOR"
     ENDPOINT_URL = "AWS_ENDPOINT_URL"
@@ -51,6 +52,7 @@ class Settings:
     stale_after_s: int = 300  # a pending job this old, never claimed, is re-sent by the sweeper
     auth_required: bool = True  # production default; `make dev` turns it off, loudly
     keys_table: str | None = None
+    batch_concurrency: int = 10  # records of one SQS batch in flight at once (the worker)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +80,7 @@ class Settings:
             stale_after_s=_int(env, Env.STALE_AFTER_SECONDS, 300, low=1, high=86400),
             auth_required=auth == "required",
             keys_table=env.get(Env.KEYS_TABLE) or None,
+            batch_concurrency=_int(env, Env.BATCH_CONCURRENCY, 10, low=1, high=100),
         )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskq.aio import AsyncCaller, ThreadedClient
 from taskq.aws import call
 from taskq.backoff import visibility_timeout
 from taskq.models import QueueMessage
@@ -52,24 +53,12 @@ class JobQueue:
     def delay(self, receipt_handle: str, seconds: int) -> None:
         """Hide a received message for `seconds`: SQS then redelivers it (the retry)."""
         self._call(
-            "change_message_visibility",
-            QueueUrl=self.queue_url,
-            ReceiptHandle=receipt_handle,
-            VisibilityTimeout=visibility_timeout(seconds),
+            "change_message_visibility", **delay_request(self.queue_url, receipt_handle, seconds)
         )
 
     def dead_letter(self, body: str, reason: str, attributes: dict[str, str] | None = None) -> None:
         """Put a message in the DLQ with the reason taskq gave up on it."""
-        attrs = {"taskq-reason": reason[:1000], **(attributes or {})}
-        self._call(
-            "send_message",
-            QueueUrl=self.dlq_url,
-            MessageBody=body,
-            MessageAttributes={
-                name: {"DataType": "String", "StringValue": value or "-"}
-                for name, value in attrs.items()
-            },
-        )
+        self._call("send_message", **dead_letter_request(self.dlq_url, body, reason, attributes))
 
     def receive_dead(
         self, *, max_messages: int = 10, visibility_s: int = 60, wait_s: int = 0
@@ -150,6 +139,55 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
         body=message.get("Body", ""),
         attributes={**message.get("Attributes", {}), **attrs},
     )
+
+
+def delay_request(queue_url: str, receipt_handle: str, seconds: int) -> dict[str, Any]:
+    return {
+        "QueueUrl": queue_url,
+        "ReceiptHandle": receipt_handle,
+        "VisibilityTimeout": visibility_timeout(seconds),
+    }
+
+
+def dead_letter_request(
+    dlq_url: str, body: str, reason: str, attributes: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The DLQ send: the original body, and why taskq gave up on it (taskq-reason)."""
+    attrs = {"taskq-reason": reason[:1000], **(attributes or {})}
+    return {
+        "QueueUrl": dlq_url,
+        "MessageBody": body,
+        "MessageAttributes": {
+            name: {"DataType": "String", "StringValue": value or "-"}
+            for name, value in attrs.items()
+        },
+    }
+
+
+class AsyncJobQueue:
+    """The worker's queue calls, awaited: the same requests as JobQueue's."""
+
+    def __init__(self, sqs: AsyncCaller, queue_url: str, dlq_url: str) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.dlq_url = dlq_url
+
+    @classmethod
+    def beside(cls, queue: JobQueue) -> AsyncJobQueue:
+        """The same queues as a sync JobQueue, its client run in threads."""
+        return cls(ThreadedClient("SQS", queue.sqs), queue.queue_url, queue.dlq_url)
+
+    async def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a received message for `seconds`: SQS then redelivers it (the retry)."""
+        request = delay_request(self.queue_url, receipt_handle, seconds)
+        await self.sqs.call("change_message_visibility", request)
+
+    async def dead_letter(
+        self, body: str, reason: str, attributes: dict[str, str] | None = None
+    ) -> None:
+        await self.sqs.call(
+            "send_message", dead_letter_request(self.dlq_url, body, reason, attributes)
+        )
 
 
 def parse_body(body: str) -> QueueMessage:

@@ -1,47 +1,48 @@
-"""Run a task under its own timeout.
+"""Run one task under its own timeout without blocking the worker's event loop.
 
-Lambda runs the handler on the main thread, where SIGALRM can interrupt the task
-(sleeping and most pure-Python work). Elsewhere (a thread) we can only stop waiting.
+`async def` tasks run on the loop; `asyncio.wait_for` cancels them at their timeout.
+Plain tasks run in a bounded thread pool. A thread cannot be interrupted, so at the
+timeout the worker stops waiting and the thread ends on its own; the pool is then
+replaced, so a stuck thread never takes a slot from later tasks, and the invocation
+returns before its deadline whatever the thread does.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
+import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, TypeVar
+from typing import Any
 
 from taskq.errors import TaskTimeout
 
-T = TypeVar("T")
 
+class TaskRunner:
+    """Runs task functions for the worker: async ones awaited, plain ones in threads."""
 
-def run_with_timeout(fn: Callable[[], T], seconds: float) -> T:
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        return _with_alarm(fn, seconds)
-    return _in_thread(fn, seconds)
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, threads)
+        self._pool = self._new_pool()
 
+    async def run(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], *, is_async: bool, timeout_s: float
+    ) -> Any:
+        if is_async:
+            try:
+                return await asyncio.wait_for(fn(*args), timeout_s)
+            except TimeoutError:
+                raise TaskTimeout(f"task timed out after {timeout_s:g} s") from None
+        # The thread sees the record's log context (job_id, attempt), as the loop does.
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call)
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            stuck, self._pool = self._pool, self._new_pool()
+            stuck.shutdown(wait=False)
+            raise TaskTimeout(f"task timed out after {timeout_s:g} s") from None
 
-def _with_alarm(fn: Callable[[], T], seconds: float) -> T:
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise TaskTimeout(f"task timed out after {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _in_thread(fn: Callable[[], T], seconds: float) -> T:
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-task")
-    try:
-        return pool.submit(fn).result(timeout=seconds)
-    except FutureTimeout:
-        raise TaskTimeout(f"task timed out after {seconds:g} s") from None
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="taskq-task")

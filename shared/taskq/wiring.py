@@ -58,9 +58,22 @@ class Services:
 
     @cached_property
     def worker(self) -> Worker:
+        """The worker's own calls go through aioboto3, so a batch's records overlap."""
+        from taskq.aio import AioClient
+        from taskq.queue import AsyncJobQueue
+        from taskq.store.aio import AsyncJobStore
         from taskq.worker import Worker
 
-        return Worker(self.store, self.queue, self.registry)
+        config = self.settings
+        store = AsyncJobStore(
+            config.table_name,
+            AioClient("dynamodb", config.region, config.endpoint_url),
+            retention_days=config.retention_days,
+        )
+        queue = AsyncJobQueue(
+            AioClient("sqs", config.region, config.endpoint_url), config.queue_url, config.dlq_url
+        )
+        return Worker(store, queue, self.registry, concurrency=config.batch_concurrency)
 
 
 def build(config: Settings) -> Services:

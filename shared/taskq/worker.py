@@ -1,40 +1,45 @@
-"""Process SQS records: claim, run, then complete, retry with backoff, or dead-letter.
+"""Process SQS batches: the records of one batch run concurrently, each claimed, run,
+then completed, retried with backoff, or dead-lettered.
 
 Each record's outcome is one of three: acknowledged (left out of batchItemFailures,
 so the message is deleted), retried later (its visibility set to the delay and the
-record reported failed), or the whole record errors (SQS redelivers it after the
-queue's visibility timeout, and its maxReceiveCount is the last safety net).
+record reported failed), or handed back at once (visibility 0, reported failed) when
+the invocation has no time left to run it. A record whose processing raises is
+reported failed: SQS redelivers it after the queue's visibility timeout, and its
+maxReceiveCount is the last safety net.
+
+`async def` tasks share the process's event loop; plain ones run in a bounded thread
+pool (taskq.timeouts). At most `concurrency` records are in flight at once; a record
+waiting for its turn has not been claimed, so no lease runs down while it waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from taskq import metrics
+from taskq import aio, metrics
 from taskq.backoff import lease_until, retry_delay
-from taskq.errors import InvalidTransition, JobNotFound, ResultRejected, TaskqError, UnknownTask
+from taskq.errors import InvalidTransition, JobNotFound, ResultRejected, TaskqError
 from taskq.log import logger
 from taskq.models import Job, QueueMessage, Status
-from taskq.queue import JobQueue, parse_body
-from taskq.store import JobStore
+from taskq.queue import AsyncJobQueue, parse_body
+from taskq.store.aio import AsyncJobStore
 from taskq.tasks import JobContext, Task, TaskRegistry
 from taskq.text import first_line
-from taskq.timeouts import run_with_timeout
+from taskq.timeouts import TaskRunner
 
 RESULT_MAX_BYTES = 64 * 1024  # leaves the 400 KB item room for payload and history
 TIME_MARGIN_S = 2.0  # do not start a task the invocation cannot finish
+UNKNOWN_TASK_TIMEOUT_S = 5.0
+DEFAULT_CONCURRENCY = 10
 
 
 class RetryLater(Exception):
@@ -44,32 +49,58 @@ class RetryLater(Exception):
 class Worker:
     def __init__(
         self,
-        store: JobStore,
-        queue: JobQueue,
+        store: AsyncJobStore,
+        queue: AsyncJobQueue,
         registry: TaskRegistry,
         *,
+        concurrency: int = DEFAULT_CONCURRENCY,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.queue = queue
         self.registry = registry
+        self.concurrency = max(1, concurrency)
+        self.runner = TaskRunner(self.concurrency)
         self.clock = clock
         self.rand = rand  # the backoff's jitter; tests pin it
 
     def handle_batch(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """The Lambda entry point's body: a partial batch response for an SQS event."""
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return dict(
-            process_partial_response(
-                event=event,
-                record_handler=lambda record: self.process(record, context),
-                processor=processor,
-                context=context,
-            )
-        )
+        return aio.run(self.process_batch(event, context))
 
-    def process(self, record: SQSRecord, context: Any = None) -> None:
+    async def process_batch(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        records = [SQSRecord(raw) for raw in event.get("Records") or []]
+        remaining = _remaining_s(context)
+        deadline = None if remaining is None else self.clock() + remaining
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def settle(record: SQSRecord) -> bool:
+            async with slots:
+                return await self._settle(record, deadline)
+
+        # gather runs each record in a task of its own, with its own copy of the log context.
+        acknowledged = await asyncio.gather(*(settle(record) for record in records))
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": record.message_id}
+                for record, ok in zip(records, acknowledged, strict=True)
+                if not ok
+            ]
+        }
+
+    async def _settle(self, record: SQSRecord, deadline: float | None) -> bool:
+        """True: acknowledge the record; False: report it failed. Never raises."""
+        try:
+            await self.process(record, deadline)
+        except RetryLater:
+            return False
+        except Exception:
+            logger.exception("record failed; SQS will redeliver it")
+            return False
+        return True
+
+    async def process(self, record: SQSRecord, deadline: float | None = None) -> None:
         try:
             message = parse_body(record.body)
         except (ValueError, ValidationError) as exc:
@@ -78,60 +109,59 @@ class Worker:
                 "dead-lettering a malformed record",
                 extra={"reason": reason, "message_id": record.message_id},
             )
-            self.queue.dead_letter(record.body, reason)
+            await self.queue.dead_letter(record.body, reason)
             return
-        logger.append_keys(job_id=message.job_id, message_id=record.message_id)
-        try:
-            self._process(record, message, context)
-        finally:
-            logger.remove_keys(["job_id", "message_id", "attempt"])
+        logger.thread_safe_append_keys(job_id=message.job_id, message_id=record.message_id)
+        await self._claim_and_run(record, message, deadline)
 
-    def _process(self, record: SQSRecord, message: QueueMessage, context: Any) -> None:
+    async def _claim_and_run(
+        self, record: SQSRecord, message: QueueMessage, deadline: float | None
+    ) -> None:
         task = self._task(message.task)
-        timeout = task.policy.timeout_s if task else 5.0
-        remaining = _remaining_s(context)
-        if remaining is not None and remaining < timeout + TIME_MARGIN_S:
+        timeout = task.policy.timeout_s if task else UNKNOWN_TASK_TIMEOUT_S
+        now = self.clock()
+        if deadline is not None and deadline - now < timeout + TIME_MARGIN_S:
             # Not enough time left in this invocation: let another one take it now.
-            self.queue.delay(record.receipt_handle, 0)
+            await self.queue.delay(record.receipt_handle, 0)
             raise RetryLater("not enough time left in this invocation")
         try:
-            job = self.store.claim(message.job_id, lease_until(self.clock(), timeout))
+            # The lease counts from now, when the attempt really starts.
+            claim = self.store.transitions.claim(message.job_id, lease_until(now, timeout), now)
+            job = await self.store.apply(claim)
         except JobNotFound:
             logger.error("dead-lettering a record for an unknown job")
-            self.queue.dead_letter(record.body, f"job {message.job_id} not found")
+            await self.queue.dead_letter(record.body, f"job {message.job_id} not found")
             return
         except InvalidTransition:
-            self._not_claimed(record, message)
+            await self._not_claimed(record, message)
             return
-        logger.append_keys(attempt=job.attempt)
+        logger.thread_safe_append_keys(attempt=job.attempt)
         if task is None or task.name != job.task:
-            self._fail(record, job, f"unknown task {job.task!r}: not in TASKQ_TASK_MODULES")
+            await self._fail(record, job, f"unknown task {job.task!r}: not in TASKQ_TASK_MODULES")
             return
-        self._run(record, job, task)
+        await self._run(record, job, task)
 
-    def _run(self, record: SQSRecord, job: Job, task: Task) -> None:
+    async def _run(self, record: SQSRecord, job: Job, task: Task) -> None:
         runs = sum(event.kind == Status.RUNNING for event in job.events)
         ctx = JobContext(job.id, job.task, job.attempt, job.max_attempts, runs)
         started = self.clock()
         try:
             payload = task.parse(job.payload)
         except TaskqError as exc:  # the task's model changed since the job was submitted
-            self._fail(record, job, f"payload no longer valid: {exc}")
+            await self._fail(record, job, f"payload no longer valid: {exc}")
             return
         try:
-            result = run_with_timeout(lambda: task.fn(payload, ctx), task.policy.timeout_s)
+            result = await self.runner.run(
+                task.fn, (payload, ctx), is_async=task.is_async, timeout_s=task.policy.timeout_s
+            )
             result_json = _result_json(result)
         except Exception as exc:  # a task may raise anything; the policy decides
-            error = f"{type(exc).__name__}: {first_line(exc)}"
-            if task.policy.is_permanent(exc) or isinstance(exc, ResultRejected):
-                self._fail(record, job, error)
-            elif job.attempt >= job.max_attempts:
-                self._fail(record, job, f"{error} (attempts exhausted)")
-            else:
-                self._retry(record, job, task, error)
+            await self._after_failure(record, job, task, exc)
             return
         try:
-            self.store.complete(job.id, job.attempt, result_json)
+            await self.store.apply(
+                self.store.transitions.complete(job.id, job.attempt, result_json, self.clock())
+            )
         except InvalidTransition as exc:
             # Our lease lapsed and a newer attempt owns the job: drop our result.
             logger.warning("result discarded: the job moved on", extra={"detail": str(exc)})
@@ -139,69 +169,84 @@ class Worker:
         logger.info("job completed", extra={"duration_s": round(self.clock() - started, 3)})
         metrics.job_completed(self.clock() - started)
 
-    def _retry(self, record: SQSRecord, job: Job, task: Task, error: str) -> None:
+    async def _after_failure(
+        self, record: SQSRecord, job: Job, task: Task, exc: BaseException
+    ) -> None:
+        error = f"{type(exc).__name__}: {first_line(exc)}"
+        if task.policy.is_permanent(exc) or isinstance(exc, ResultRejected):
+            await self._fail(record, job, error)
+        elif job.attempt >= job.max_attempts:
+            await self._fail(record, job, f"{error} (attempts exhausted)")
+        else:
+            await self._retry(record, job, task, error)
+
+    async def _retry(self, record: SQSRecord, job: Job, task: Task, error: str) -> None:
         policy = task.policy
         delay = retry_delay(job.attempt, policy.backoff_base_s, policy.backoff_cap_s, self.rand)
         try:
-            self.store.retry(job.id, job.attempt, error, delay)
+            write = self.store.transitions.retry(job.id, job.attempt, error, delay, self.clock())
+            await self.store.apply(write)
         except InvalidTransition:
             logger.warning("retry not recorded: the job moved on")
             return
         logger.info("job will retry", extra={"delay_s": delay, "error": error})
         metrics.job_retried()
-        self.queue.delay(record.receipt_handle, delay)
+        await self.queue.delay(record.receipt_handle, delay)
         raise RetryLater(error)
 
-    def _fail(self, record: SQSRecord, job: Job, error: str) -> None:
+    async def _fail(self, record: SQSRecord, job: Job, error: str) -> None:
         try:
-            job = self.store.fail(job.id, job.attempt, error)
+            write = self.store.transitions.fail(job.id, job.attempt, error, self.clock())
+            job = await self.store.apply(write)
         except InvalidTransition:
             logger.warning("failure not recorded: the job moved on")
             return
-        self._to_dlq(record, job)
+        await self._to_dlq(record, job)
 
-    def _to_dlq(self, record: SQSRecord, job: Job) -> None:
+    async def _to_dlq(self, record: SQSRecord, job: Job) -> None:
         """The job is failed: its message belongs in the DLQ (acknowledged here after)."""
         logger.error("job failed", extra={"error": job.error})
         metrics.job_failed()
-        self.queue.dead_letter(
+        await self.queue.dead_letter(
             record.body,
             job.error or "failed",
             {"taskq-job-id": job.id, "taskq-task": job.task, "taskq-attempts": str(job.attempt)},
         )
 
-    def _not_claimed(self, record: SQSRecord, message: QueueMessage) -> None:
+    async def _not_claimed(self, record: SQSRecord, message: QueueMessage) -> None:
         """The claim's condition failed: decide from the job's state what the record means."""
-        job = self.store.find(message.job_id)
+        job = await self.store.find(message.job_id)
         now = self.clock()
         if job is None:
-            self.queue.dead_letter(record.body, f"job {message.job_id} not found")
+            await self.queue.dead_letter(record.body, f"job {message.job_id} not found")
         elif job.status in (Status.COMPLETED, Status.CANCELLED):
             logger.info("duplicate delivery acknowledged", extra={"status": job.status})
         elif job.status == Status.FAILED:
             # We failed it earlier but crashed before the DLQ send: finish that now.
-            self._to_dlq(record, job)
+            await self._to_dlq(record, job)
         elif job.status == Status.RUNNING and (job.lease_until or 0) >= now:
-            self.queue.delay(record.receipt_handle, int((job.lease_until or now) - now) + 1)
-            raise RetryLater("job is running under a live lease elsewhere")
+            await self._look_again(record, (job.lease_until or now) - now + 1, "a live lease")
         elif job.status == Status.RUNNING and job.attempt >= job.max_attempts:
             try:
-                job = self.store.fail_abandoned(job.id, job.attempt)
+                write = self.store.transitions.fail_abandoned(job.id, job.attempt, now)
+                job = await self.store.apply(write)
             except InvalidTransition:
                 raise RetryLater("job changed while failing it") from None
-            self._to_dlq(record, job)
+            await self._to_dlq(record, job)
         elif job.status == Status.RETRYING and (job.run_after or 0) > now + 1:
-            self.queue.delay(record.receipt_handle, int((job.run_after or now) - now) + 1)
-            raise RetryLater("retry is not due yet")
+            await self._look_again(record, (job.run_after or now) - now + 1, "a retry not due")
         else:
             # pending/retrying with no attempts left, or a race we lost: look again soon.
-            self.queue.delay(record.receipt_handle, 5)
-            raise RetryLater(f"job is {job.status}; will look again")
+            await self._look_again(record, 5, f"job is {job.status}")
+
+    async def _look_again(self, record: SQSRecord, after_s: float, why: str) -> None:
+        await self.queue.delay(record.receipt_handle, int(after_s))
+        raise RetryLater(f"{why}; will look again")
 
     def _task(self, name: str) -> Task | None:
         try:
             return self.registry.get(name)
-        except UnknownTask:
+        except TaskqError:
             return None
 
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from taskq.errors import PermanentError, RetryableError
 from taskq.jobs import JobService
 from taskq.models import JobRequest, Status
-from taskq.queue import JobQueue
+from taskq.queue import AsyncJobQueue, JobQueue
 from taskq.store import JobStore
+from taskq.store.aio import AsyncJobStore
 from taskq.tasks import JobContext, TaskRegistry
 from taskq.worker import Worker
 from tests.unit.conftest import FakeClock
@@ -49,7 +50,11 @@ def parts(store: JobStore, queue: JobQueue, clock: FakeClock) -> tuple[JobServic
     RUNS.clear()
     registry = make_registry()
     return JobService(store, queue, registry), Worker(
-        store, queue, registry, clock=clock, rand=lambda: 1.0
+        AsyncJobStore.beside(store),
+        AsyncJobQueue.beside(queue),
+        registry,
+        clock=clock,
+        rand=lambda: 1.0,
     )
 
 
