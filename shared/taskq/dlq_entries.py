@@ -79,6 +79,14 @@ class DeadEntry:
                 orphan_reason=f"malformed body: {first_line(exc, 200)}",
             )
         job = jobs.get(parsed.job_id)
+        if job is not None and job.task != parsed.task:
+            # Forged, corrupt, or another deployment's: it must not act on the real job.
+            return entry(
+                job_id=parsed.job_id,
+                task=parsed.task,
+                job=None,
+                orphan_reason=f"message names task {parsed.task!r}, its job is {job.task!r}",
+            )
         return entry(
             job_id=parsed.job_id,
             task=job.task if job else parsed.task,
@@ -96,7 +104,10 @@ class DeadEntry:
         if self.job is None:
             return Kind.ORPHAN
         if self.job.status == Status.FAILED:
-            return Kind.FAILED
+            token = self.attributes.get("taskq-handoff", "-")  # "-": sent without a token
+            # Another delivery re-sent the job's DLQ message under a newer hand-off token.
+            superseded = token != "-" and self.job.handoff not in (None, token)
+            return Kind.STALE if superseded else Kind.FAILED
         return Kind.LIVE if self.job.status in LIVE else Kind.STALE
 
     @property

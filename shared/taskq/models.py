@@ -79,6 +79,11 @@ class Job(BaseModel):
     idempotency_key: str | None = None
     request_hash: str | None = None
     events: tuple[Event, ...] = ()
+    # The DLQ hand-off of a failed job: the token its one DLQ message carries, when it was
+    # taken, and whether the message was sent (a later duplicate is then acknowledged).
+    handoff: str | None = None
+    handoff_at: float | None = None
+    dead_lettered: bool = False
 
 
 # --- HTTP shapes ---------------------------------------------------------------

@@ -39,6 +39,9 @@ from taskq.timeouts import TaskRunner
 RESULT_MAX_BYTES = 64 * 1024  # leaves the 400 KB item room for payload and history
 TIME_MARGIN_S = 2.0  # do not start a task the invocation cannot finish
 UNKNOWN_TASK_TIMEOUT_S = 5.0
+# A DLQ hand-off unmarked this long was abandoned by its sender (a send takes seconds,
+# botocore's retries included), so another delivery may take it over and send again.
+HANDOFF_STALE_S = 120.0
 DEFAULT_CONCURRENCY = 10
 
 
@@ -126,7 +129,9 @@ class Worker:
             raise RetryLater("not enough time left in this invocation")
         try:
             # The lease counts from now, when the attempt really starts.
-            claim = self.store.transitions.claim(message.job_id, lease_until(now, timeout), now)
+            claim = self.store.transitions.claim(
+                message.job_id, lease_until(now, timeout), now, task=message.task
+            )
             job = await self.store.apply(claim)
         except JobNotFound:
             logger.error("dead-lettering a record for an unknown job")
@@ -204,14 +209,43 @@ class Worker:
         await self._to_dlq(record, job)
 
     async def _to_dlq(self, record: SQSRecord, job: Job) -> None:
-        """The job is failed: its message belongs in the DLQ (acknowledged here after)."""
+        """The job is failed and this worker holds its hand-off token: send its one DLQ
+        message (carrying the token), then record that it was sent."""
         logger.error("job failed", extra={"error": job.error})
         metrics.job_failed()
         await self.queue.dead_letter(
             record.body,
             job.error or "failed",
-            {"taskq-job-id": job.id, "taskq-task": job.task, "taskq-attempts": str(job.attempt)},
+            {
+                "taskq-job-id": job.id,
+                "taskq-task": job.task,
+                "taskq-attempts": str(job.attempt),
+                "taskq-handoff": job.handoff or "",
+            },
         )
+        if job.handoff is None:  # failed before hand-off tokens existed: nothing to mark
+            return
+        try:
+            await self.store.apply(self.store.transitions.mark_dead_lettered(job.id, job.handoff))
+        except InvalidTransition:
+            # Redriven meanwhile, or the token was taken over: our copy is the stale one.
+            logger.warning("DLQ hand-off superseded; this DLQ copy is stale")
+
+    async def _failed_again(self, record: SQSRecord, job: Job) -> None:
+        """A delivery of a failed job: its DLQ message is sent (acknowledge), being sent
+        (look again later), or was never sent by a sender that died (send it now)."""
+        if job.dead_lettered:
+            logger.info("duplicate delivery of a dead-lettered job acknowledged")
+            return
+        waited = self.clock() - (job.handoff_at or 0.0)
+        if job.handoff is not None and waited < HANDOFF_STALE_S:
+            await self._look_again(record, HANDOFF_STALE_S - waited + 1, "a DLQ hand-off")
+        try:
+            write = self.store.transitions.take_handoff(job.id, job.handoff, self.clock())
+            job = await self.store.apply(write)
+        except InvalidTransition:
+            raise RetryLater("another delivery took the DLQ hand-off") from None
+        await self._to_dlq(record, job)
 
     async def _not_claimed(self, record: SQSRecord, message: QueueMessage) -> None:
         """The claim's condition failed: decide from the job's state what the record means."""
@@ -219,11 +253,17 @@ class Worker:
         now = self.clock()
         if job is None:
             await self.queue.dead_letter(record.body, f"job {message.job_id} not found")
+        elif job.task != message.task:
+            reason = (
+                f"message names task {message.task!r} but job {job.id} is {job.task!r}: "
+                "forged, corrupt or from another deployment; the job is left untouched"
+            )
+            logger.error("dead-lettering a message that does not match its job")
+            await self.queue.dead_letter(record.body, reason, {"taskq-mismatch": "task"})
         elif job.status in (Status.COMPLETED, Status.CANCELLED):
             logger.info("duplicate delivery acknowledged", extra={"status": job.status})
         elif job.status == Status.FAILED:
-            # We failed it earlier but crashed before the DLQ send: finish that now.
-            await self._to_dlq(record, job)
+            await self._failed_again(record, job)
         elif job.status == Status.RUNNING and (job.lease_until or 0) >= now:
             await self._look_again(record, (job.lease_until or now) - now + 1, "a live lease")
         elif job.status == Status.RUNNING and job.attempt >= job.max_attempts:

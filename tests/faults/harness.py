@@ -153,6 +153,7 @@ class JobPlan:
     mode: str  # key (POST /jobs with Idempotency-Key), nokey, batch (POST /jobs:batch)
     cancel: bool = False
     lose_send: bool = False  # the API "crashes" between storing this job and sending it
+    task: str = "chaos"  # or chaos_async: the same behaviour as an `async def` task
 
     @property
     def key(self) -> str | None:
@@ -167,7 +168,7 @@ class JobPlan:
 
     @property
     def body(self) -> dict[str, Any]:
-        return {"task": "chaos", "payload": self.payload, "max_attempts": self.max_attempts}
+        return {"task": self.task, "payload": self.payload, "max_attempts": self.max_attempts}
 
 
 # kind, weight; at least two of each kind in any run so a small run covers every case
@@ -216,7 +217,12 @@ def make_plan(count: int, rng: random.Random) -> list[JobPlan]:
         lose_send = (rng.random() < 0.02 and n < cutoff) or n < 2  # at least two in any run
         if cancel or lose_send:
             mode = "key"
-        plans.append(JobPlan(n, kind, payload, attempts, mode, cancel, lose_send and not cancel))
+        # Stalls block the worker's event loop, as an async task stuck in C code would: its
+        # timeout cannot fire (a plain task's thread is merely left behind at its timeout).
+        task = "chaos_async" if kind in _SLOW_TO_RECOVER or rng.random() < 0.5 else "chaos"
+        plans.append(
+            JobPlan(n, kind, payload, attempts, mode, cancel, lose_send and not cancel, task)
+        )
     return plans
 
 
@@ -403,10 +409,14 @@ class FaultSuite:
     def _run(self) -> Report:
         assert self.cloud is not None
         self.phases["stack up"] = time.monotonic() - self.started
-        chaos = [
-            t for t in call("GET", f"{self.cloud.api_url}/tasks").json() if t["name"] == "chaos"
-        ]
-        assert chaos and chaos[0]["timeout_s"] == TASK_TIMEOUT_S, "chaos_tasks and harness disagree"
+        timeouts = {
+            t["name"]: t["timeout_s"]
+            for t in call("GET", f"{self.cloud.api_url}/tasks").json()
+            if t["name"] in ("chaos", "chaos_async")
+        }
+        assert timeouts == dict.fromkeys(("chaos", "chaos_async"), TASK_TIMEOUT_S), (
+            "chaos_tasks and harness disagree"
+        )
         sweeper = self.cloud.functions["SweeperFunction"]
         self.second_sweeper = LocalFunction(sweeper.spec, extra_env=sweeper.extra_env)
         self.proxy.hooks.append(self._crash_between_write_and_send)
@@ -446,6 +456,12 @@ class FaultSuite:
         thread = threading.Thread(target=guarded, name=f"chaos-{name}", daemon=True)
         thread.start()
         return thread
+
+    def _task_of(self, job_id: str) -> str:
+        """The task a job was submitted with: a duplicate message names it as the API did."""
+        with self.ledger.lock:
+            n = self.ledger.accepted.get(job_id)
+        return self.plans[n].task if n is not None else "chaos"
 
     # submitting
 
@@ -617,7 +633,7 @@ class FaultSuite:
                 if not candidates or self.rng.random() < 0.5:
                     continue
                 job_id = self.rng.choice(candidates)
-                body = QueueMessage(job_id=job_id, task="chaos").model_dump_json()
+                body = QueueMessage(job_id=job_id, task=self._task_of(job_id)).model_dump_json()
                 sqs.send_message(QueueUrl=url, MessageBody=body)
                 with self.ledger.lock:
                     self.ledger.duplicates[which] += 1

@@ -42,6 +42,11 @@ def make_registry() -> TaskRegistry:
             return {1, 2}
         return {"done": ctx.attempt}
 
+    @registry.task(name="probe_other")
+    def probe_other(payload: Spec, ctx: JobContext) -> Any:
+        RUNS.append((ctx.job_id, ctx.attempt))
+        return None
+
     return registry
 
 

@@ -143,6 +143,9 @@ def to_job(item: Mapping[str, Any]) -> Job:
         idempotency_key=text("idempotency_key"),
         request_hash=text("request_hash"),
         events=to_events(item.get("events", {}).get("L", [])),
+        handoff=text("handoff"),
+        handoff_at=number(item, "handoff_at"),
+        dead_lettered=bool(item.get("dead_lettered", {}).get("BOOL")),
     )
 
 

@@ -72,8 +72,8 @@ class JobStore(JobReader):
 
     # --- transitions (see transitions.py for each one's condition) -------------------
 
-    def claim(self, job_id: str, lease_until: float) -> Job:
-        return self.apply(self.transitions.claim(job_id, lease_until, self.clock()))
+    def claim(self, job_id: str, lease_until: float, *, task: str | None = None) -> Job:
+        return self.apply(self.transitions.claim(job_id, lease_until, self.clock(), task=task))
 
     def complete(self, job_id: str, attempt: int, result_json: str) -> Job:
         return self.apply(self.transitions.complete(job_id, attempt, result_json, self.clock()))

@@ -9,20 +9,32 @@ requests; neither holds a copy of the conditions.
 transition      from                          condition, besides existing      writes
 --------------  ----------------------------  -------------------------------  ----------------
 create          (no item)                     no item, or only an expired one  pending item
-claim           pending; retrying when due;   attempt < max_attempts           running,
-                running with a lapsed lease                                    attempt + 1, lease
+claim           pending; retrying when due;   attempt < max_attempts, and the  running,
+                running with a lapsed lease   message names the job's task     attempt + 1, lease
 complete        running                       attempt = the claimed attempt    completed, result,
                                               (the fencing token)              expires_at
 retry           running                       attempt = the claimed attempt    retrying, error,
                                                                                run_after
-fail            running                       attempt = the claimed attempt    failed, error, TTL
-fail_abandoned  running, lease lapsed,        attempt = the attempt seen       failed, error, TTL
-                no attempts left              abandoned
+fail            running                       attempt = the claimed attempt    failed, error, TTL,
+                                                                               DLQ hand-off token
+fail_abandoned  running, lease lapsed,        attempt = the attempt seen       failed, error, TTL,
+                no attempts left              abandoned                        hand-off token
+take_handoff    failed, not dead-lettered     the hand-off token seen (stale)  a new token
+mark_dead_      failed                        hand-off token = the sender's    dead_lettered
+  lettered
 cancel          pending, retrying             tenant matches, when given       cancelled, TTL
 redrive         failed                        keeping the count: attempt =     pending; attempt 0
-                                              the count read just before       or budget + 1
+                                              the count read just before       or budget + 1;
+                                                                               hand-off removed
 record_event    any                           the item has a history           one event
 mark_requeued   the status the sweeper read   updated_at = the version read    updated_at, event
+
+A failed job has exactly one live DLQ message: the write that fails it takes a hand-off
+token, its DLQ message carries that token, and `mark_dead_lettered` records the send; a
+duplicate delivery then finds the job dead-lettered and is acknowledged. A sender that
+died between the two leaves the token unmarked; after HANDOFF_STALE_S another delivery
+takes a new token (`take_handoff`) and sends again, and a copy with an old token is
+recognisably stale.
 
 Every write carries a fresh `write_id`: when botocore retries a write whose response was
 lost, the retry's condition fails against the item the first try wrote, and the
@@ -42,7 +54,7 @@ from taskq.store.codec import Item, NewJob, clip, event, key, new_item, number, 
 from taskq.text import STORED_TIME_FORMAT, stored_time
 
 # status, error and result are DynamoDB reserved words; DynamoDB refuses unused names.
-_RESERVED = (("#s", "status"), ("#e", "error"), ("#r", "result"))
+_RESERVED = (("#s", "status"), ("#e", "error"), ("#r", "result"), ("#t", "task"))
 
 
 @dataclass(frozen=True)
@@ -111,8 +123,14 @@ class Transitions:
         }
         return Create(new.job_id, request, write_id)
 
-    def claim(self, job_id: str, lease_until: float, now: float) -> Write:
-        """pending/retrying (or running with a lapsed lease) -> running, attempt += 1."""
+    def claim(
+        self, job_id: str, lease_until: float, now: float, *, task: str | None = None
+    ) -> Write:
+        """pending/retrying (or running with a lapsed lease) -> running, attempt += 1.
+
+        `task`: the task the delivered message names (the worker always passes it).
+        """
+        values: Item = {":task": {"S": task}} if task is not None else {}
         return self._write(
             job_id,
             "claim",
@@ -120,10 +138,14 @@ class Transitions:
             "updated_at = :iso, events = list_append(events, :ev) REMOVE run_after",
             # A duplicate delivery of a finished job, or one still running under a live
             # lease elsewhere, must not run it again; nor may a retry start early.
-            condition="attempt < max_attempts AND ("
-            "(#s = :pending) OR (#s = :retrying AND run_after <= :now_slack) OR "
+            # A message naming another task (forged, corrupt, an older deployment's) must
+            # not run or change the job.
+            condition="attempt < max_attempts AND "
+            + ("#t = :task AND " if task is not None else "")
+            + "((#s = :pending) OR (#s = :retrying AND run_after <= :now_slack) OR "
             "(#s = :running AND lease_until < :now))",
             values={
+                **values,
                 ":running": {"S": Status.RUNNING},
                 ":pending": {"S": Status.PENDING},
                 ":retrying": {"S": Status.RETRYING},
@@ -167,8 +189,13 @@ class Transitions:
             "fail",
             Status.FAILED,
             now,
-            extra_set="#e = :err, expires_at = :ttl",
-            values={":err": {"S": clip(error)}, ":ttl": self._ttl(now)},
+            extra_set="#e = :err, expires_at = :ttl, handoff = :handoff, handoff_at = :now",
+            values={
+                ":err": {"S": clip(error)},
+                ":ttl": self._ttl(now),
+                ":handoff": {"S": uuid.uuid4().hex},
+                ":now": {"N": repr(now)},
+            },
             event_item=event(Status.FAILED, now, error=error),
         )
 
@@ -179,7 +206,8 @@ class Transitions:
             job_id,
             "fail",
             update="SET #s = :failed, #e = :err, expires_at = :ttl, updated_at = :iso, "
-            "events = list_append(events, :ev) REMOVE lease_until",
+            "handoff = :handoff, handoff_at = :now, events = list_append(events, :ev) "
+            "REMOVE lease_until",
             # Only the attempt we saw abandoned: a newer claim owns the job otherwise.
             condition="#s = :running AND attempt = :attempt AND attempt >= max_attempts "
             "AND lease_until < :now",
@@ -188,6 +216,7 @@ class Transitions:
                 ":running": {"S": Status.RUNNING},
                 ":attempt": {"N": str(attempt)},
                 ":now": {"N": repr(now)},
+                ":handoff": {"S": uuid.uuid4().hex},
                 ":err": {"S": error},
                 ":ttl": self._ttl(now),
                 ":iso": {"S": stored_time(now)},
@@ -241,9 +270,46 @@ class Transitions:
             "redrive",
             tenant=tenant,
             update="SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
-            f"{budget} REMOVE expires_at, lease_until, run_after",
+            f"{budget} REMOVE expires_at, lease_until, run_after, handoff, handoff_at, "
+            "dead_lettered",
             condition=condition,
             values=values,
+        )
+
+    def take_handoff(self, job_id: str, seen: str | None, now: float) -> Write:
+        """A failed job's DLQ send that never got marked: take a new token and send again."""
+        values: Item = {
+            ":failed": {"S": Status.FAILED},
+            ":handoff": {"S": uuid.uuid4().hex},
+            ":now": {"N": repr(now)},
+        }
+        if seen is None:
+            seen_condition = "attribute_not_exists(handoff)"
+        else:
+            seen_condition = "handoff = :seen"
+            values[":seen"] = {"S": seen}
+        return self._write(
+            job_id,
+            "take_handoff",
+            update="SET handoff = :handoff, handoff_at = :now",
+            # Two deliveries finding the same stale hand-off: one takes it, one sends.
+            condition=f"#s = :failed AND attribute_not_exists(dead_lettered) AND {seen_condition}",
+            values=values,
+        )
+
+    def mark_dead_lettered(self, job_id: str, handoff: str) -> Write:
+        """The failed job's DLQ message (carrying `handoff`) was sent."""
+        return self._write(
+            job_id,
+            "mark_dead_lettered",
+            update="SET dead_lettered = :yes",
+            # Only the holder of the current token: a stale sender must not mark for it.
+            condition="#s = :failed AND handoff = :handoff",
+            values={
+                ":failed": {"S": Status.FAILED},
+                ":handoff": {"S": handoff},
+                ":yes": {"BOOL": True},
+            },
         )
 
     def record_event(self, job_id: str, kind: str, detail: str, now: float) -> Write:

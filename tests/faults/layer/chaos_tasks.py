@@ -13,6 +13,7 @@ is an execution that was killed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -62,24 +63,57 @@ def _stall(seconds: float) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 
 
+def _outcome(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
+    if payload.permanent:
+        raise PermanentError(f"chaos job {payload.n} fails for good")
+    if ctx.attempt <= payload.fail_until:
+        raise RetryableError(f"chaos job {payload.n}: planned failure on attempt {ctx.attempt}")
+    return {"n": payload.n, "attempt": ctx.attempt, "pid": os.getpid()}
+
+
+def _label(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    return {PermanentError: "permanent", RetryableError: "retry"}.get(type(exc), "error")
+
+
 @task(name="chaos", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
       timeout_s=TASK_TIMEOUT_S)  # fmt: skip
 def chaos(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
+    """A plain task (the worker's thread pool): a stall is merely left behind at the timeout."""
     key = f"{ctx.job_id} {ctx.attempt}"
     _record(f"run {key}")
-    outcome = "error"
+    failure: BaseException | None = None
     try:
         if ctx.attempt <= payload.stall_until:
             _stall(payload.stall_s)
         if payload.sleep_s:
             time.sleep(payload.sleep_s)
-        if payload.permanent:
-            outcome = "permanent"
-            raise PermanentError(f"chaos job {payload.n} fails for good")
-        if ctx.attempt <= payload.fail_until:
-            outcome = "retry"
-            raise RetryableError(f"chaos job {payload.n}: planned failure on attempt {ctx.attempt}")
-        outcome = "ok"
-        return {"n": payload.n, "attempt": ctx.attempt, "pid": os.getpid()}
+        return _outcome(payload, ctx)
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        _record(f"end {key} {outcome}")
+        _record(f"end {key} {_label(failure)}")
+
+
+@task(name="chaos_async", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
+      timeout_s=TASK_TIMEOUT_S)  # fmt: skip
+async def chaos_async(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
+    """The same as an `async def` task on the worker's event loop. A stall blocks the loop
+    (time.sleep), as a task stuck in C code would: no timeout can fire, so it returns late
+    after its lease lapsed (fencing decides), or never, if the function's timeout kills it."""
+    key = f"{ctx.job_id} {ctx.attempt}"
+    _record(f"run {key}")
+    failure: BaseException | None = None
+    try:
+        if ctx.attempt <= payload.stall_until:
+            time.sleep(payload.stall_s)  # blocks the loop on purpose
+        if payload.sleep_s:
+            await asyncio.sleep(payload.sleep_s)
+        return _outcome(payload, ctx)
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        _record(f"end {key} {_label(failure)}")
