@@ -882,14 +882,19 @@ def account(suite: FaultSuite) -> Report:
     touched = suite.proxy.faults_by_job()
     violations: list[str] = list(ledger.errors)
 
-    dlq_by_job: Counter[str] = Counter()
+    dlq_by_job: Counter[str] = Counter()  # live copies: the job's current hand-off token
+    stale_dlq: Counter[str] = Counter()  # a sender killed between its DLQ send and its mark
     other_dlq = 0
     for message in dlq:
-        job_id = message.get("MessageAttributes", {}).get("taskq-job-id", {}).get("StringValue")
-        if job_id:
-            dlq_by_job[job_id] += 1
-        else:
+        attributes = message.get("MessageAttributes", {})
+        job_id = attributes.get("taskq-job-id", {}).get("StringValue")
+        token = attributes.get("taskq-handoff", {}).get("StringValue")
+        if not job_id:
             other_dlq += 1
+        elif job_id in jobs and token != jobs[job_id].handoff:
+            stale_dlq[job_id] += 1
+        else:
+            dlq_by_job[job_id] += 1
 
     accepted = dict(ledger.accepted)
     ghosts = {job_id for job_id in jobs if job_id not in accepted}
@@ -938,8 +943,10 @@ def account(suite: FaultSuite) -> Report:
             done_at = next(e.attempt for e in job.events if e.kind == Status.COMPLETED)
             if result.get("n") != n or result.get("attempt") != done_at:
                 violations.append(f"job {job_id}: result {result} is not attempt {done_at}'s")
-        if job.status == Status.FAILED and not dlq_by_job[job_id]:
-            violations.append(f"job {job_id} failed but its message is not in the DLQ")
+        if job.status == Status.FAILED and dlq_by_job[job_id] != 1:
+            violations.append(
+                f"job {job_id} failed with {dlq_by_job[job_id]} live DLQ messages, not one"
+            )
         if job.status != Status.FAILED and dlq_by_job[job_id]:
             violations.append(f"job {job_id} is {job.status} yet in the DLQ as failed")
         per_attempt = Counter(run.attempt for run in runs)
@@ -996,7 +1003,8 @@ def account(suite: FaultSuite) -> Report:
         f"outcomes      completed {outcomes['completed']}, failed {outcomes['failed']}, "
         f"cancelled {outcomes['cancelled']}, lost {outcomes['lost']}, "
         f"completed twice {outcomes['completed twice']}",
-        f"DLQ           {sum(dlq_by_job.values())} messages for {len(dlq_by_job)} failed jobs; "
+        f"DLQ           {sum(dlq_by_job.values())} live messages for {len(dlq_by_job)} failed jobs"
+        f" ({sum(stale_dlq.values())} stale: a sender killed between its send and its mark); "
         f"{other_dlq} other; job queue left with {suite.final_depth} messages",
         f"vs plan       as planned {len(jobs) - outcomes['lost'] - sum(changed.values())}; "
         f"changed by faults {dict(changed) or 0}; cancels {dict(Counter(ledger.cancels.values()))}",
