@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import botocore.session
 from botocore.config import Config
@@ -29,40 +29,13 @@ CLIENT_CONFIG = Config(
 _creating = threading.Lock()  # botocore sessions are not safe to create clients concurrently
 
 
-class Keys(NamedTuple):
-    """Static credentials, used instead of botocore's chain (environment, profile, role)."""
-
-    access_key: str
-    secret_key: str
-    session_token: str | None = None
-
-
 @lru_cache(maxsize=8)
 def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
     """One client per (service, region, endpoint) per process; clients are thread-safe."""
-    return new_client(service, region, endpoint_url)
-
-
-def new_client(
-    service: str,
-    region: str,
-    endpoint_url: str | None = None,
-    *,
-    config: Config = CLIENT_CONFIG,
-    keys: Keys | None = None,
-) -> Any:
-    """A client of its own (not cached). The local cloud makes its clients here too, with
-    its own config and, for emulators, dummy `keys` (infra/clients.py says why)."""
     with _creating:
         session: Any = botocore.session.get_session()
         return session.create_client(
-            service,
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=config,
-            aws_access_key_id=keys.access_key if keys else None,
-            aws_secret_access_key=keys.secret_key if keys else None,
-            aws_session_token=keys.session_token if keys else None,
+            service, region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
         )
 
 
