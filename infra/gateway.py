@@ -1,7 +1,9 @@
 """A local API Gateway HTTP API: HTTP requests in, payload format 2.0 Lambda events out.
 
 The event and the response mapping follow AWS's documented 2.0 format, so the API handler
-(Mangum) sees locally what it sees behind API Gateway.
+(Mangum) sees locally what it sees behind API Gateway. So do the refusals made before any
+function runs: every one is a JSON {"message": ...} as API Gateway's are, never http.server's
+HTML error page; any method reaches an ANY route (the app, not the gateway, answers 405).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any, cast
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# HTTP API quota "total combined size of request line and header values": 10240 bytes (not
+# adjustable). AWS does not document the status it answers over it; 414 and 431 are HTTP's.
+MAX_HEADER_BYTES = 10240
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 _INTERNAL_ERROR = (502, {"message": "Internal Server Error"})
 _TIMEOUT = (504, {"message": "Service Unavailable"})
 _NOT_FOUND = (404, {"message": "Not Found"})
@@ -35,6 +41,8 @@ _TOO_LARGE = (413, {"message": "Request Entity Too Large"})
 _LENGTH_REQUIRED = (411, {"message": "Length Required"})
 _BAD_REQUEST = (400, {"message": "Bad Request"})
 _THROTTLED = (429, {"message": "Too Many Requests"})
+_URI_TOO_LONG = (414, {"message": "Request-URI Too Long"})
+_HEADERS_TOO_LARGE = (431, {"message": "Request Header Fields Too Large"})
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
@@ -252,26 +260,56 @@ class _Server(ThreadingHTTPServer):
 class _Handler(KeepAliveHandler):
     timeout = 10  # idle keep-alive connections are closed after this
 
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """Every method is served, as API Gateway passes any method to an ANY route:
+        http.server looks up do_<METHOD> and, without one, answers 501 (an HTML page)."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def _serve(self) -> None:
         gateway = cast(_Server, self.server).gateway
-        length = self.headers.get("content-length")
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            reply = _json_reply(*_LENGTH_REQUIRED, "")
-            self.close_connection = True
-        elif length is not None and not length.isdigit():
-            reply = _json_reply(*_BAD_REQUEST, "")
-            self.close_connection = True
-        elif length is not None and int(length) > MAX_BODY_BYTES:
-            reply = _json_reply(*_TOO_LARGE, "")
-            self.close_connection = True  # the unread body must not be parsed as a request
+        refusal = self._refusal()
+        if refusal is not None:
+            reply = _json_reply(*refusal, "")
+            self.close_connection = True  # an unread body must not be parsed as a request
         else:
+            length = self.headers.get("content-length")
             body = self.rfile.read(int(length)) if length else b""
             reply = gateway.handle(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
         write_reply(self, reply.status, reply.headers, reply.body, send_body=self.command != "HEAD")
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    def _refusal(self) -> tuple[int, dict[str, str]] | None:
+        """What API Gateway refuses before routing: a malformed method, a request line and
+        headers over its quota, a body it cannot or will not take."""
+        length = self.headers.get("content-length")
+        head = len(self.requestline) + sum(len(value) for value in self.headers.values())
+        if not _METHOD.fullmatch(self.command):
+            return _BAD_REQUEST
+        if len(self.requestline) > MAX_HEADER_BYTES:
+            return _URI_TOO_LONG
+        if head > MAX_HEADER_BYTES:
+            return _HEADERS_TOO_LARGE
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return _LENGTH_REQUIRED
+        if length is not None and not length.isdigit():
+            return _BAD_REQUEST
+        if length is not None and int(length) > MAX_BODY_BYTES:
+            return _TOO_LARGE
+        return None
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, a header line over 64 KiB,
+        over 100 headers) as API Gateway-style JSON, not an HTML page. Only the status's
+        phrase is sent: `message` may quote the client's bytes."""
+        self.log_error("code %d, message %s", code, message)
+        phrase = self.responses.get(code, ("Error", ""))[0]
+        self.close_connection = True
+        headers = [("content-type", "application/json"), ("connection", "close")]
+        body = json.dumps({"message": phrase}).encode()
+        write_reply(self, code, headers, body, send_body=self.command != "HEAD")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)

@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 TASK_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
+# A listing cursor is URL-safe base64 without padding (taskq.store.codec makes it); the
+# pattern only says which strings can be one: a cursor is valid only as it was handed out.
+CURSOR_PATTERN = r"^[A-Za-z0-9_\-]+$"
+PAYLOAD_DEPTH_MAX = 32  # levels of objects and arrays in a payload, the payload itself first
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 DEFAULT_TENANT = "default"  # every job's tenant while authentication is off
 
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
 TaskName = Annotated[str, StringConstraints(pattern=TASK_NAME_PATTERN)]
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's "integer": a number without a fraction (3.0 too), never true or "3",
+    which pydantic's lax int would take as 1 and 3 though the schema says integer."""
+    if isinstance(value, bool | str | bytes):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# The bounds before the validator: after it, pydantic writes them as ge/le, not JSON Schema's
+# minimum/maximum, and the OpenAPI schema would lose them.
+AttemptBudget = Annotated[int, Field(ge=1, le=10), BeforeValidator(_json_integer)]
 
 
 _IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -89,20 +116,48 @@ class Job(BaseModel):
 # --- HTTP shapes ---------------------------------------------------------------
 
 
-class JobRequest(BaseModel):
-    """What a client sends to POST /jobs."""
+class _JobFields(BaseModel):
+    """What a job is made of, as a client sends it (one job, or one item of a batch)."""
 
     model_config = ConfigDict(extra="forbid")
 
     task: TaskName = Field(description="name of a registered task (see GET /tasks)")
-    payload: dict[str, Any] = Field(default_factory=dict, description="the task's input")
-    max_attempts: int | None = Field(
-        default=None, ge=1, le=10, description="overrides the task's attempt budget"
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "the task's input: JSON numbers are finite (no NaN or Infinity) and objects and"
+            f" arrays nest at most {PAYLOAD_DEPTH_MAX} levels, the payload itself included"
+        ),
+    )
+    max_attempts: AttemptBudget | None = Field(
+        default=None, description="overrides the task's attempt budget"
     )
 
 
-class BatchItem(JobRequest):
-    """One job of POST /jobs:batch; the idempotency key travels inside the item."""
+class JobRequest(_JobFields):
+    """What a client sends to POST /jobs, and what the CLI's submit builds: the payload is
+    checked here, so both refuse what JSON cannot carry before anything stores it."""
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_is_json(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        if (found := payload_problem(payload)) is not None:
+            where, kind, message = found
+            # Raised as a ValidationError, pydantic roots `where` under "payload": the
+            # error names the very value (payload.x.0.y), in the API's 422 and the CLI alike.
+            error = InitErrorDetails(
+                type=PydanticCustomError(kind, message), loc=where, input=_at(payload, where)
+            )
+            raise ValidationError.from_exception_data(cls.__name__, [error])
+        return payload
+
+
+class BatchItem(_JobFields):
+    """One job of POST /jobs:batch; the idempotency key travels inside the item.
+
+    Its payload is checked per item (the route builds a JobRequest of each), so one bad
+    item is that item's 422, not the whole batch's.
+    """
 
     idempotency_key: Annotated[str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN)] | None = (
         None
@@ -187,6 +242,39 @@ class QueueMessage(BaseModel):
     v: int = 1
     job_id: JobId
     task: TaskName
+
+
+def payload_problem(payload: Any) -> tuple[tuple[str | int, ...], str, str] | None:
+    """The first value of a payload JSON cannot carry: (where, error type, message).
+
+    Python's json reads NaN, Infinity and -Infinity, which are not JSON: stored, they would
+    come back as null. Nesting is bounded so no later step (hashing, storing, a task's own
+    parsing) recurses without limit. The walk is iterative, so a deep payload cannot
+    exhaust the stack here either.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(payload, ())]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            spelled = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+            return where, "json_number", f"{spelled} is not a JSON number; send a finite one"
+        items: Any = (
+            value.items() if isinstance(value, dict)
+            else enumerate(value) if isinstance(value, list | tuple)
+            else None
+        )  # fmt: skip
+        if items is None:
+            continue
+        if len(where) >= PAYLOAD_DEPTH_MAX:
+            return where, "json_depth", f"nested deeper than {PAYLOAD_DEPTH_MAX} levels"
+        stack.extend((child, (*where, key)) for key, child in reversed(list(items)))
+    return None
+
+
+def _at(value: Any, where: tuple[str | int, ...]) -> Any:
+    for key in where:
+        value = value[key]
+    return value
 
 
 def _dt(epoch: float | None) -> datetime | None:

@@ -6,11 +6,13 @@ full error goes to the log with the request id instead.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from taskq.errors import (
@@ -26,6 +28,40 @@ from taskq.errors import (
 from taskq.log import logger
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where: the location (body, query, path, header), then the path")
+    message: str
+
+
+class Problem(BaseModel):
+    """Every error answer's body (RFC 9457), documented once for the OpenAPI schema."""
+
+    model_config = ConfigDict(title="Problem")
+
+    type: str = Field(description="urn:taskq:problem:<kind>, stable for programs to test")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    field: str | None = Field(default=None, description="the input at fault, e.g. payload.x.y")
+    errors: list[FieldError] | None = Field(default=None, description="every validation error")
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+# A response answered with a problem, as a route's `responses` entry; create_app adds
+# the Problem schema (and FieldError, which it refers to) to the schema's components.
+PROBLEM: dict[str, Any] = {
+    "description": "a problem (RFC 9457)",
+    "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+}
+
+
+def problem_components() -> dict[str, Any]:
+    """Problem and FieldError as OpenAPI component schemas."""
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"Problem": schema, **schema.pop("$defs", {})}
+
 
 # Most specific first: the first matching class decides.
 _STATUS: list[tuple[type[TaskqError], int, str]] = [
@@ -105,8 +141,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.method == "POST" and media != "application/json" and await request.body():
+        content_type = request.headers.get("content-type")
+        media = (content_type or "").split(";")[0].strip().lower()
+        if request.method == "POST" and not is_json_media(content_type) and await request.body():
             # FastAPI reads only JSON bodies as JSON; say so instead of "not a dictionary".
             return problem(
                 415,
@@ -114,24 +151,60 @@ def install(app: FastAPI) -> None:
                 f"(got {media or 'none'})",
                 kind="unsupported-media-type",
             )
+        locs = [tuple(str(p) for p in e.get("loc", ())) for e in exc.errors()]
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
-            for e in exc.errors()
+            {"field": ".".join(loc), "message": e.get("msg", "")}
+            for loc, e in zip(locs, exc.errors(), strict=True)
         ]
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        # `field` names the input as taskq's own errors do: without the location (body,
+        # query, path, header), e.g. payload.x.y; `errors` keeps the location.
+        field = ".".join(locs[0][1:]) if locs and len(locs[0]) > 1 else first["field"]
         return problem(
-            422, f"{first['field']}: {first['message']}", kind="invalid-request", errors=errors
+            422,
+            f"{first['field']}: {first['message']}",
+            kind="invalid-request",
+            field=field,
+            errors=errors,
         )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
-        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allowed := _allowed(request)):
+            headers = {**(headers or {}), "Allow": allowed}
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
         return problem(500, "internal error", kind="internal")
+
+
+def is_json_media(content_type: str | None) -> bool:
+    """FastAPI's rule for a body it reads as JSON: application/json or application/*+json."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _allowed(request: Request) -> str:
+    """The methods the OpenAPI schema documents for the request's path, for a 405's Allow.
+
+    Starlette names only the methods of the first route whose path matched, and /jobs is
+    two routes (GET and POST): its Allow said POST alone.
+    """
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    path = request.url.path
+    methods = {
+        method.upper()
+        for template, operations in paths.items()
+        if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)), path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods))
 
 
 def _slug(status: int) -> str:

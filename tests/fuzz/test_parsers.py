@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from taskq.api.body import parse_json
 from taskq.auth import Authenticator, KeyStore, bearer_key
 from taskq.errors import InvalidRequest, Unauthorized
 from taskq.models import TASK_NAME_PATTERN, JobRequest, is_job_id
@@ -55,6 +56,27 @@ def test_job_requests_validate_or_raise(value: Any) -> None:
     assert re.fullmatch(TASK_NAME_PATTERN, request.task)
     assert isinstance(request.payload, dict)
     assert request.max_attempts is None or 1 <= request.max_attempts <= 10
+
+
+json_texts = st.one_of(
+    json_values.map(json.dumps),
+    st.text(alphabet='{}[]",:0123456789.eE+-nulltruefalseNaInfiy \\u\x00\ud800', max_size=60),
+    st.integers(1, 200_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(1, 200_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+)
+
+
+@settings(max_examples=200)
+@given(json_texts.map(lambda t: t.encode("utf-8", "surrogatepass")) | st.binary(max_size=64))
+def test_bodies_parse_or_are_refused_as_invalid_requests(raw: bytes) -> None:
+    """Any bytes: a JSON value, or InvalidRequest (a 422 naming the body), never another
+    exception (a 500, or FastAPI's 400): not UTF-8, too deep, a duplicate key, a huge int."""
+    try:
+        value = parse_json(raw)
+    except InvalidRequest as exc:
+        assert exc.field == "body" and str(exc)
+        return
+    assert value is None or isinstance(value, dict | list | str | int | float)
 
 
 class NoKeys(KeyStore):

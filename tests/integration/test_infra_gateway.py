@@ -208,3 +208,39 @@ def test_requests_over_the_throttle_get_429_before_the_function() -> None:
     finally:
         gw.stop()
         function.close()
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "FROBNICATE", "get"])
+def test_any_method_reaches_an_any_route(gateway: LocalGateway, method: str) -> None:
+    # API Gateway passes any method to an ANY route; the function (the app) decides: it
+    # answers 405 itself (tests/integration/test_security.py), not a 501 HTML page here.
+    event = event_of(call(gateway, method, "/jobs"))
+    assert event["requestContext"]["http"]["method"] == method
+
+
+def assert_refused(response: Response, status: int, message: str) -> None:
+    got, headers, body = response
+    assert (got, json.loads(body)) == (status, {"message": message})
+    assert ("content-type", "application/json") in headers
+
+
+def test_a_method_that_is_no_token_is_a_json_400(gateway: LocalGateway) -> None:
+    assert_refused(call(gateway, "GE<T", "/jobs"), 400, "Bad Request")
+
+
+def test_request_line_and_headers_over_api_gateways_quota(gateway: LocalGateway) -> None:
+    # HTTP API quota: request line and header values take at most 10240 bytes together.
+    assert event_of(call(gateway, "GET", "/x", [("X-Big", "a" * 9000)]))["headers"]["x-big"]
+    too_large = "Request Header Fields Too Large"
+    assert_refused(call(gateway, "GET", "/x", [("X-Big", "a" * 11_000)]), 431, too_large)
+    split = [("X-A", "a" * 6000), ("X-B", "b" * 6000)]
+    assert_refused(call(gateway, "GET", "/x", split), 431, too_large)
+    # Over http.server's own limits (a 64 KiB header line, 100 headers): still JSON, at once.
+    started = time.monotonic()
+    assert_refused(call(gateway, "GET", "/x", [("X-Big", "a" * 100_000)]), 431, too_large)
+    many = [(f"X-{n}", "1") for n in range(120)]
+    assert_refused(call(gateway, "GET", "/x", many), 431, too_large)
+    assert_refused(call(gateway, "GET", "/x?" + "q" * 20_000), 414, "Request-URI Too Long")
+    assert_refused(call(gateway, "GET", "/x?" + "q" * 70_000), 414, "Request-URI Too Long")
+    assert time.monotonic() - started < 5
+    assert event_of(call(gateway, "GET", "/x"))["rawPath"] == "/x"  # and it still serves

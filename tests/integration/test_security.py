@@ -63,3 +63,21 @@ def test_keys_gate_the_api_and_tenants_stay_apart(cloud: LocalCloud, keys: KeySt
     forged = "tq_" + "0" * 16 + "_" + "A" * 43
     assert call("GET", f"{cloud.api_url}/tasks", headers={"X-Api-Key": forged}).status == 401
     assert call("GET", f"{cloud.api_url}/healthz").status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("TRACE", "/jobs", {"GET", "POST"}), ("FROBNICATE", "/healthz", {"GET"}),
+     ("DELETE", "/jobs/" + "0" * 32, {"GET"})],
+)  # fmt: skip
+def test_any_method_through_the_gateway_is_the_apps_405(
+    cloud: LocalCloud, method: str, path: str, allowed: set[str]
+) -> None:
+    # No key, and still a 405: the method is refused before anything is looked up (and a
+    # TRACE echoes nothing back). The gateway passes every method on, as API Gateway's ANY
+    # route does; the answer is the app's problem+json, not the gateway's 501 HTML page.
+    reply = call(method, cloud.api_url + path)
+    assert reply.status == 405, (reply.status, reply.body[:200])
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["status"] == 405
+    assert {m.strip() for m in reply.headers["allow"].split(",")} == allowed

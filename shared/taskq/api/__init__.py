@@ -3,16 +3,19 @@
 - `deps`: what a route depends on (the services, the caller's tenant) and shared shapes;
 - `jobs`: /jobs and everything under it;
 - `meta`: /tasks and /healthz;
-- `limits`: the body-size limit, applied before anything parses a body.
+- `limits`: the body-size limit, applied before anything parses a body;
+- `body`: how a JSON body is parsed (strictly, once).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI
 
 from taskq import problems
 from taskq.api import jobs, meta
-from taskq.api.deps import PROBLEM
+from taskq.api.deps import ANY_ROUTE
 from taskq.api.limits import BODY_MAX_BYTES, BodyLimit
 
 
@@ -20,13 +23,30 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="taskq",
         version="0.1.0",
-        description="Submit background jobs; taskq stores, runs, retries and dead-letters them.",
-        responses={401: PROBLEM, 415: PROBLEM, 422: PROBLEM, 500: PROBLEM, 503: PROBLEM},
+        description=(
+            "Submit background jobs; taskq stores, runs, retries and dead-letters them."
+            " Every error is an application/problem+json body (RFC 9457). Behind API Gateway"
+            " a request may also be refused before it reaches taskq (429 when throttled, 413"
+            " over 10 MB, 431 when the request line and headers exceed 10240 bytes), with a"
+            ' JSON body {"message": ...}.'
+        ),
+        responses=ANY_ROUTE,
     )
     problems.install(app)
     app.include_router(jobs.router)
     app.include_router(meta.router)
     app.add_middleware(BodyLimit, limit=BODY_MAX_BYTES)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, plus the Problem schema every error response refers to."""
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                problems.problem_components()
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

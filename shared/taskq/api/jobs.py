@@ -1,19 +1,28 @@
 """/jobs: submit (one or a batch), read, list, history, cancel, retry. Each route checks
-its input and calls JobService; errors become problem+json in taskq.problems."""
+its input and calls JobService; errors become problem+json in taskq.problems.
+
+Every rule a route enforces on its input is stated in its parameters (and so in the
+OpenAPI schema), and every status it can answer is in its `responses`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
 
 from taskq import problems
-from taskq.api.deps import PROBLEM, JobIdParam, ServicesDep, TenantDep
-from taskq.errors import InvalidRequest
+from taskq.api.body import JsonBodyRoute
+from taskq.api.deps import CHECKED, JSON_BODY, KEYED, JobIdParam, ServicesDep, TenantDep
+from taskq.errors import InvalidRequest, TaskqError
 from taskq.jobs import Submitted
 from taskq.models import (
+    CURSOR_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
     TASK_NAME_PATTERN,
+    BatchItem,
     BatchItemResult,
     BatchOut,
     BatchRequest,
@@ -22,23 +31,49 @@ from taskq.models import (
     JobPage,
     JobRequest,
     Status,
-    is_idempotency_key,
 )
+from taskq.problems import MEDIA_TYPE, PROBLEM, PROBLEM_REF
+from taskq.store.codec import CURSOR_MAX_CHARS
+from taskq.text import first_validation_error
 
-router = APIRouter(prefix="/jobs")
+router = APIRouter(prefix="/jobs", route_class=JsonBodyRoute, responses=KEYED)
 
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="same key + same body returns the same job; a different body: 409",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            f"{IDEMPOTENCY_KEY_RULE}: the same key and body return the same job;"
+            " a different body: 409"
+        ),
     ),
 ]
+_JOB = {404: PROBLEM, **CHECKED}
+_BATCH_OUT = {"application/json": {"schema": {"$ref": "#/components/schemas/BatchOut"}}}
 
 
-@router.post(
-    "", status_code=202, response_model=JobOut, responses={409: PROBLEM, 413: PROBLEM, 503: PROBLEM}
-)
+def _batch_none_accepted(or_problem: str | None) -> dict[str, Any]:
+    """A status a batch answers when no item was accepted (the batch itself, as JSON), and
+    maybe also as a problem about the request as a whole (`or_problem` says when)."""
+    description = "no item was accepted; this is the highest of the items' statuses"
+    content: dict[str, Any] = dict(_BATCH_OUT)
+    if or_problem:
+        description += f"; or, as a problem, {or_problem}"
+        content[MEDIA_TYPE] = {"schema": {"$ref": PROBLEM_REF}}
+    return {"description": description, "content": content}
+
+
+_BATCH_RESPONSES = {
+    **JSON_BODY,
+    409: _batch_none_accepted(None),
+    413: _batch_none_accepted("the body is too large"),
+    422: _batch_none_accepted("the batch itself is malformed"),
+    503: _batch_none_accepted("the key could not be checked"),
+}
+
+
+@router.post("", status_code=202, response_model=JobOut, responses={409: PROBLEM, **JSON_BODY})
 def submit_job(
     request: JobRequest,
     response: Response,
@@ -46,10 +81,6 @@ def submit_job(
     tenant: TenantDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobOut:
-    if idempotency_key is not None and not is_idempotency_key(idempotency_key):
-        raise InvalidRequest(
-            f"Idempotency-Key must be {IDEMPOTENCY_KEY_RULE}", field="Idempotency-Key"
-        )
     submitted = svc.jobs.submit(request, idempotency_key, tenant)
     response.headers["Location"] = f"/jobs/{submitted.job.id}"
     if submitted.replayed:
@@ -57,20 +88,32 @@ def submit_job(
     return JobOut.of(submitted.job)
 
 
-@router.post(":batch", status_code=202, response_model=BatchOut, responses={413: PROBLEM})
+@router.post(
+    ":batch",
+    status_code=202,
+    response_model=BatchOut,
+    responses=_BATCH_RESPONSES,
+)
 def submit_batch(
     batch: BatchRequest, response: Response, svc: ServicesDep, tenant: TenantDep
 ) -> BatchOut:
     """Up to 100 jobs in one request; each item succeeds or fails on its own.
 
-    202 when at least one job was accepted, 422 when none was; per-item outcomes
-    carry the status and problem each would have got alone.
+    202 when at least one job was accepted. When none was, the highest of the items'
+    statuses: 422 when any item is invalid, 409 when every item conflicts, 503 when storage
+    failed (retry) - so the status alone says whether sending the batch again can help.
+    Per-item outcomes carry the status and problem each would have got alone.
     """
-    outcomes = svc.jobs.submit_many(
-        [(JobRequest(task=i.task, payload=i.payload, max_attempts=i.max_attempts),
-          i.idempotency_key) for i in batch.jobs],
-        tenant,
-    )  # fmt: skip
+    checked = [_job_request(item) for item in batch.jobs]
+    requests = [
+        (request, item.idempotency_key)
+        for request, item in zip(checked, batch.jobs, strict=True)
+        if isinstance(request, JobRequest)
+    ]
+    done = iter(svc.jobs.submit_many(requests, tenant))
+    outcomes: list[Submitted | TaskqError] = [
+        next(done) if isinstance(c, JobRequest) else c for c in checked
+    ]
     items = [
         BatchItemResult(index=n, status=202, job=JobOut.of(o.job))
         if isinstance(o, Submitted)
@@ -79,43 +122,75 @@ def submit_batch(
     ]
     accepted = sum(item.status == 202 for item in items)
     if not accepted:
-        response.status_code = 422
+        response.status_code = max(item.status for item in items)
+        if response.status_code == 503:
+            response.headers["Retry-After"] = "1"
     return BatchOut(accepted=accepted, rejected=len(items) - accepted, items=items)
 
 
-@router.get("", response_model=JobPage)
+def _job_request(item: BatchItem) -> JobRequest | InvalidRequest:
+    """The item as a JobRequest (its payload checked as POST /jobs checks one), or the
+    item's own 422: what the payload check finds is the item's problem, not the batch's."""
+    try:
+        return JobRequest(task=item.task, payload=item.payload, max_attempts=item.max_attempts)
+    except ValidationError as exc:
+        where, message = first_validation_error(exc)
+        return InvalidRequest(f"{where}: {message}", field=where)
+
+
+@router.get("", response_model=JobPage, responses=CHECKED)
 def list_jobs(
     svc: ServicesDep,
     tenant: TenantDep,
     status: Status | None = None,
     task: Annotated[str | None, Query(pattern=TASK_NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=CURSOR_MAX_CHARS,
+            pattern=CURSOR_PATTERN,
+            description=(
+                "a previous page's next_cursor, unchanged, with the same status and task"
+                " (any other value is a 422)"
+            ),
+        ),
+    ] = None,
 ) -> JobPage:
-    """Newest first. Filter by status, task, or both (at least one)."""
+    """Newest first, filtered by status, task, or both, page by page.
+
+    Without a filter: the newest jobs in any status, one page only (the indexes are per
+    status or task, so such a listing cannot continue; next_cursor is null).
+    """
+    if status is None and task is None:
+        if cursor is not None:
+            raise InvalidRequest("a cursor continues a listing by status or task", field="cursor")
+        newest = svc.jobs.list_newest(tenant=tenant, limit=limit)
+        return JobPage(items=[JobOut.of(j) for j in newest], next_cursor=None)
     jobs, next_cursor = svc.jobs.list_jobs(
         tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
     )
     return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: PROBLEM})
+@router.get("/{job_id}", response_model=JobOut, responses=_JOB)
 def get_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
     return JobOut.of(svc.jobs.get(job_id, tenant))
 
 
-@router.get("/{job_id}/events", response_model=EventsOut, responses={404: PROBLEM})
+@router.get("/{job_id}/events", response_model=EventsOut, responses=_JOB)
 def job_events(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> EventsOut:
     return EventsOut(job_id=job_id, events=list(svc.jobs.get(job_id, tenant).events))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses={404: PROBLEM, 409: PROBLEM})
+@router.post("/{job_id}/cancel", response_model=JobOut, responses={**_JOB, 409: PROBLEM})
 def cancel_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
     """Only a pending or retrying job can be cancelled; a running one answers 409."""
     return JobOut.of(svc.jobs.cancel(job_id, tenant))
 
 
-@router.post("/{job_id}/retry", response_model=JobOut, responses={404: PROBLEM, 409: PROBLEM})
+@router.post("/{job_id}/retry", response_model=JobOut, responses={**_JOB, 409: PROBLEM})
 def retry_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
     """Run a failed job again with a fresh attempt budget (its DLQ message becomes stale)."""
     return JobOut.of(svc.jobs.redrive(job_id, actor=f"api:{tenant}", tenant=tenant))

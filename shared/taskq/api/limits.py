@@ -9,6 +9,20 @@ from taskq import problems
 BODY_MAX_BYTES = 320 * 1024  # a 256 KiB payload plus its envelope
 
 
+def replay(body: bytes) -> Receive:
+    """An ASGI receive that gives a body already read once, then says the client is gone."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
 class BodyLimit:
     """ASGI middleware: refuses a body over `limit` bytes, declared or streamed."""
 
@@ -34,16 +48,7 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
                 return
 
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(body), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem(

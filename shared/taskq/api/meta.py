@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from taskq.api.deps import ServicesDep, TenantDep
+from taskq.api.deps import KEYED, ServicesDep, TenantDep
 from taskq.models import TaskInfo
 
 router = APIRouter()
 
 
-@router.get("/tasks", response_model=list[TaskInfo])
+@router.get("/tasks", response_model=list[TaskInfo], responses=KEYED)
 def list_tasks(svc: ServicesDep, tenant: TenantDep) -> list[TaskInfo]:
     """The registered tasks with their payload JSON schemas (a key is needed, like /jobs)."""
     return [
