@@ -25,6 +25,9 @@ LIVE = frozenset({Status.PENDING, Status.RUNNING, Status.RETRYING})
 STALE = frozenset({Status.COMPLETED, Status.CANCELLED})
 
 
+NO_HANDOFF = "-"  # the attribute's value on a DLQ message sent without a hand-off token
+
+
 class Kind(StrEnum):
     FAILED = "failed"
     LIVE = "live"
@@ -104,9 +107,10 @@ class DeadEntry:
         if self.job is None:
             return Kind.ORPHAN
         if self.job.status == Status.FAILED:
-            token = self.attributes.get("taskq-handoff", "-")  # "-": sent without a token
-            # Another delivery re-sent the job's DLQ message under a newer hand-off token.
-            superseded = token != "-" and self.job.handoff not in (None, token)
+            # "-" (or none): sent without a hand-off. Otherwise a copy under an old token:
+            # another delivery re-sent the job's DLQ message under a newer one.
+            handoff = self.attributes.get("taskq-handoff", NO_HANDOFF)
+            superseded = handoff != NO_HANDOFF and self.job.handoff not in (None, handoff)
             return Kind.STALE if superseded else Kind.FAILED
         return Kind.LIVE if self.job.status in LIVE else Kind.STALE
 

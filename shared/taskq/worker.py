@@ -73,7 +73,11 @@ class Worker:
         return aio.run(self.process_batch(event, context))
 
     async def process_batch(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        records = [SQSRecord(raw) for raw in event.get("Records") or []]
+        raw_records = event.get("Records") if isinstance(event, dict) else None
+        if not isinstance(raw_records, list) or not all(isinstance(r, dict) for r in raw_records):
+            # Not an SQS batch at all: refused whole, nothing touched (Lambda retries it).
+            raise ValueError("Unexpected batch event type: expected an SQS event's Records list")
+        records = [SQSRecord(raw) for raw in raw_records]
         remaining = _remaining_s(context)
         deadline = None if remaining is None else self.clock() + remaining
         slots = asyncio.Semaphore(self.concurrency)

@@ -21,6 +21,8 @@ import pytest
 from botocore.client import BaseClient
 from moto import mock_aws
 
+import taskq.aio
+import taskq.aws
 from infra.provision import Resources, provision
 from infra.template import FUNCTION, TABLE, Stack, load_template
 from taskq.auth import KeyStore
@@ -227,10 +229,21 @@ def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             return original(client, operation, params)
 
         monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+        # moto's in-process mock patches botocore, not aiobotocore: the worker's async
+        # clients send the same operations through botocore here (the grants depend on
+        # the operations, not on the transport).
+        monkeypatch.setattr(taskq.aio, "AioClient", _BotocoreInThreads)
         try:
             yield World(stack, resources, Lambdas(stack, monkeypatch), recorder, key)
         finally:
             reset_process_caches()
+
+
+class _BotocoreInThreads(taskq.aio.ThreadedClient):
+    """AioClient's signature over a sync botocore client, so moto's mock sees the calls."""
+
+    def __init__(self, service: str, region: str, endpoint_url: str | None = None) -> None:
+        super().__init__(service, taskq.aws.client(service, region, endpoint_url))
 
 
 def exercise(world: World) -> None:
