@@ -8,6 +8,7 @@ there.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from taskq.cli import options, render
 from taskq.cli.context import CommandFailed, OperatorContext
 from taskq.cli.options import JobIdArg, JsonOpt
 from taskq.errors import UsageError
+from taskq.jobs import JobService
 from taskq.models import DEFAULT_TENANT, TERMINAL, EventsOut, Job, JobRequest, Status
 from taskq.stats import collect
 from taskq.store import LIST_LIMIT_MAX
@@ -98,9 +100,7 @@ def _wait(operator: OperatorContext, job: Job, timeout: float) -> Job:
 @commands.command()
 def status(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     """Show one job."""
-    job_id = options.job_id(job_id)
-    operator = OperatorContext.of(ctx)
-    render.show_job(operator.out, operator.jobs.get(job_id), as_json)
+    _show_after(ctx, job_id, as_json, lambda jobs, checked: jobs.get(checked))
 
 
 @commands.command()
@@ -118,9 +118,16 @@ def events(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> No
 @commands.command()
 def cancel(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     """Cancel a pending or retrying job (a running one cannot be: exit 1)."""
-    job_id = options.job_id(job_id)
+    _show_after(ctx, job_id, as_json, lambda jobs, checked: jobs.cancel(checked))
+
+
+def _show_after(
+    ctx: typer.Context, job_id: str, as_json: bool, act: Callable[[JobService, str], Job]
+) -> None:
+    """Check the id, act on the job through JobService, show what it is now."""
+    checked = options.job_id(job_id)
     operator = OperatorContext.of(ctx)
-    render.show_job(operator.out, operator.jobs.cancel(job_id), as_json)
+    render.show_job(operator.out, act(operator.jobs, checked), as_json)
 
 
 @commands.command()
