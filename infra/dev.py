@@ -1,7 +1,13 @@
 """`make dev`: the whole service on this machine, on the embedded moto server or AWS_ENDPOINT_URL.
 
-Starts the emulator (unless an endpoint is given), provisions the stack from template.yaml and
-serves the API, the worker's poller and the schedules until Ctrl-C or SIGTERM.
+Starts the emulator (unless an endpoint is given), provisions the stack from template.yaml,
+inits every function once (an init error, such as a task module that cannot be imported,
+stops the start with one line) and serves the API, the worker's poller and the schedules
+until Ctrl-C or SIGTERM.
+
+TASKQ_TASK_MODULES adds your task modules (in tasks/) to the template's TaskModules default
+(the demo tasks): `TASKQ_TASK_MODULES=tasks.billing make dev`; `-taskq.demo_tasks` in the
+list leaves the demo tasks out.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -18,10 +25,13 @@ from types import FrameType
 
 from infra.emulator import EmulatorError, MotoServer, endpoint_reachable, port_in_use
 from infra.gateway import HOST
-from infra.local_cloud import LocalCloud
-from infra.template import QUEUE, TemplateError
+from infra.local_cloud import FunctionInitError, LocalCloud
+from infra.template import QUEUE, TemplateError, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+DEMO_TASKS = "taskq.demo_tasks"
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 EMULATOR_PORT = 4566  # the port LocalStack and most tools expect
 # `make dev` serves loopback only, so it runs without API keys unless TASKQ_AUTH=required.
 AUTH_OFF_WARNING = (
@@ -38,6 +48,9 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
+    # botocore says at INFO where it found credentials, once per client: noise here, and
+    # it would bury a start-up error's one line when AWS_ACCESS_KEY_ID is exported.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -57,6 +70,15 @@ def main() -> int:
             print("taskq dev: stopping", file=sys.stderr, flush=True)
     except (DevError, EmulatorError, TemplateError) as exc:
         print(f"taskq dev: {exc}", file=sys.stderr)
+        return 1
+    except FunctionInitError as exc:
+        # A ConfigError's line says it all (it names the module and the fix); anything else
+        # is a bug in the function's code, whose traceback is worth showing.
+        trace = getattr(exc.error, "trace", "")
+        kind = getattr(exc.error, "error_type", "")
+        print(f"taskq dev: {exc}", file=sys.stderr)
+        if trace and kind != "ConfigError":
+            print(trace, file=sys.stderr, end="")
         return 1
     return 0
 
@@ -80,9 +102,13 @@ def _start(resources: contextlib.ExitStack) -> tuple[LocalCloud, str]:
         endpoint, source = moto.url, f"embedded moto server, pid {moto.pid}, log .dev/moto.log"
     if port_in_use(HOST, api_port):
         raise DevError(f"API port {api_port} is in use; choose another with TASKQ_API_PORT")
+    parameters = {"AuthMode": _auth_mode()}
+    modules = task_modules(os.environ.get("TASKQ_TASK_MODULES"), template_task_modules())
+    if modules is not None:
+        parameters["TaskModules"] = modules
     cloud = LocalCloud(
-        ROOT / "template.yaml", endpoint_url=endpoint, stage=stage, api_port=api_port,
-        region=region, parameters={"AuthMode": _auth_mode()},
+        TEMPLATE, endpoint_url=endpoint, stage=stage, api_port=api_port, region=region,
+        parameters=parameters, init_functions=True,
     )  # fmt: skip
     resources.enter_context(cloud)
     return cloud, source
@@ -92,16 +118,52 @@ CLI_ENV = ROOT / ".dev" / "env"
 _CLI_NAMES = (
     "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY", "TASKQ_TABLE", "TASKQ_QUEUE_URL", "TASKQ_DLQ_URL", "TASKQ_KEYS_TABLE",
+    "TASKQ_TASK_MODULES", "PYTHONPATH",
 )  # fmt: skip
 
 
 def _write_cli_env(cloud: LocalCloud) -> None:
-    """What the `taskq` CLI needs to find this stack, for `source .dev/env`."""
-    env = cloud.env
+    """What the `taskq` CLI needs to find this stack, for `source .dev/env`.
+
+    `taskq submit` validates payloads as the API does, so the CLI gets the same task modules
+    and, through PYTHONPATH, the functions' layer folders they are imported from (tasks/).
+    """
+    layers = dict.fromkeys(str(p) for f in cloud.functions.values() for p in f.spec.layers)
+    env = {**cloud.env, "PYTHONPATH": os.pathsep.join(layers)}
     CLI_ENV.parent.mkdir(exist_ok=True)
     CLI_ENV.write_text(
         "".join(f"export {name}={shlex.quote(env[name])}\n" for name in _CLI_NAMES if env.get(name))
     )
+
+
+def task_modules(value: str | None, default: str) -> str | None:
+    """The TaskModules parameter for TASKQ_TASK_MODULES=value, or None to keep the template's.
+
+    Your modules are added to the template's default (the demo tasks) rather than replacing
+    it, so the README's tour keeps working next to your tasks; an entry `-module` takes a
+    module out (`-taskq.demo_tasks`, e.g. when a task of yours is named like a demo task).
+    """
+    entries = [e.strip() for e in (value or "").split(",") if e.strip()]
+    if not entries:
+        return None
+    for entry in entries:
+        if not _MODULE_NAME.fullmatch(entry.removeprefix("-")):
+            raise DevError(
+                f"TASKQ_TASK_MODULES: {entry!r} is not a module name "
+                "(e.g. tasks.billing, or -taskq.demo_tasks to leave the demo tasks out)"
+            )
+    dropped = {e.removeprefix("-") for e in entries if e.startswith("-")}
+    wanted = [m for m in (*default.split(","), *entries) if m and not m.startswith("-")]
+    modules = [m for m in dict.fromkeys(wanted) if m not in dropped]
+    if not modules:
+        raise DevError("TASKQ_TASK_MODULES leaves no task module; name one, e.g. tasks.example")
+    return ",".join(modules)
+
+
+def template_task_modules() -> str:
+    """The TaskModules default in template.yaml (the single source of truth)."""
+    declared = (load_template(TEMPLATE).get("Parameters") or {}).get("TaskModules") or {}
+    return str(declared.get("Default", ""))
 
 
 def _auth_mode() -> str:
@@ -115,6 +177,7 @@ def _banner(cloud: LocalCloud, source: str) -> str:
     assert cloud.stack is not None
     stack = cloud.stack
     queues = stack.logical_ids(QUEUE)
+    modules = cloud.env.get("TASKQ_TASK_MODULES", "")
     dlqs = {stack.dead_letter_queue(q) for q in queues} - {None}
     lines = [
         f"taskq dev (stage {cloud.stage}) is running",
@@ -125,9 +188,12 @@ def _banner(cloud: LocalCloud, source: str) -> str:
         *(f"  queue     {stack.queue_name(q)}" for q in queues if q not in dlqs),
         *(f"  DLQ       {stack.queue_name(q)}" for q in queues if q in dlqs),
         *([AUTH_OFF_WARNING] if _auth_mode() == "off" else ["  auth      API keys required"]),
+        f"  tasks     from {modules.replace(',', ', ')} (curl {cloud.api_url}/tasks lists them)",
         "  try:",
         f"    curl -X POST {cloud.api_url}/jobs -H 'content-type: application/json' "
-        """-d '{"task":"echo","payload":{"message":"hi"}}'""",
+        """-d '{"task":"echo","payload":{"message":"hi"}}'"""
+        if DEMO_TASKS in modules.split(",")
+        else f"    curl {cloud.api_url}/tasks",
         f"  CLI       source {CLI_ENV.relative_to(ROOT)} && .venv/bin/taskq stats",
         "Ctrl-C stops everything.",
     ]

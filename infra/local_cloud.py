@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from infra.clients import local_env
 from infra.gateway import HOST, LocalGateway
 from infra.poller import EventSourcePoller
 from infra.provision import Resources, provision
-from infra.sandbox import LocalFunction
+from infra.sandbox import InvokeError, LocalFunction
 from infra.scheduler import Scheduler
 from infra.service import Service
 from infra.template import FUNCTION, FunctionSpec, HttpRoute, Stack
@@ -23,6 +24,15 @@ from taskq.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 API_CONCURRENCY = 4  # sandboxes serving HTTP at once (Lambda would scale further)
+
+
+class FunctionInitError(Exception):
+    """A function's init failed at start (`init_functions`): its message is one line."""
+
+    def __init__(self, function: str, error: InvokeError) -> None:
+        super().__init__(f"{function} failed to start: {error}")
+        self.function = function
+        self.error = error
 
 
 class LocalCloud(Service):
@@ -40,6 +50,7 @@ class LocalCloud(Service):
         start_scheduler: bool = True,
         parameters: Mapping[str, str] | None = None,
         customize: Callable[[FunctionSpec], FunctionSpec] | None = None,
+        init_functions: bool = False,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         self.endpoint_url = endpoint_url
@@ -52,6 +63,9 @@ class LocalCloud(Service):
         # Test hook: deploy a variant of each function (an extra layer, a shorter timeout,
         # more environment) as a second template would, before any sandbox starts.
         self.customize = customize
+        # `make dev`: init one sandbox of every function before serving, so an init error
+        # (a task module that cannot be imported) fails start() instead of the first request.
+        self.init_functions = init_functions
         self.stack: Stack | None = None
         self.resources = Resources({}, {}, {})
         self.functions: dict[str, LocalFunction] = {}
@@ -132,6 +146,8 @@ class LocalCloud(Service):
                     function, periods, region=self.region, account_id=account,
                     interval_override=self.schedule_override_s,
                 )  # fmt: skip
+        if self.init_functions:
+            self._init_all()
         if routes:
             limits = stack.api_throttle()
             self.gateway = LocalGateway(
@@ -143,3 +159,21 @@ class LocalCloud(Service):
             self._stoppers.append(poller.start().stop)
         for scheduler in self.schedulers.values():
             self._stoppers.append(scheduler.start().stop)
+
+    def _init_all(self) -> None:
+        """One sandbox of every function, initialised side by side (each init is mostly
+        imports); the first failure in template order is raised, its log left to the caller."""
+
+        def init(function: LocalFunction) -> InvokeError | None:
+            try:
+                function.warm(log_errors=False)
+            except InvokeError as exc:
+                return exc
+            return None
+
+        functions = list(self.functions.values())
+        with ThreadPoolExecutor(max_workers=max(1, len(functions))) as pool:
+            errors = list(pool.map(init, functions))
+        for function, error in zip(functions, errors, strict=True):
+            if error is not None:
+                raise FunctionInitError(function.name, error)

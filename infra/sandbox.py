@@ -134,6 +134,22 @@ class LocalFunction:
             self._checkin(sandbox)
             return result
 
+    def warm(self, *, log_errors: bool = True) -> None:
+        """Init one sandbox now and keep it idle for the first invocation, as provisioned
+        concurrency does on Lambda.
+
+        `make dev` warms every function at start, so a function whose init fails (a task
+        module that cannot be imported) stops the start with that error rather than failing
+        its first request; with log_errors=False the caller reports it instead of the sandbox.
+        """
+        with self._slots:
+            sandbox = self._spawn(log_errors=log_errors)
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(sandbox)
+                    return
+            sandbox.kill()
+
     def kill_all(self) -> int:
         """Fault hook: SIGKILL every sandbox busy with an invocation; returns how many."""
         with self._lock:
@@ -188,11 +204,11 @@ class LocalFunction:
             self._busy.discard(sandbox)
         sandbox.kill()
 
-    def _spawn(self) -> _Sandbox:
+    def _spawn(self, *, log_errors: bool = True) -> _Sandbox:
         conn, child_conn = _SPAWN.Pipe()
         process = _SPAWN.Process(
             target=_sandbox_main,
-            args=(child_conn, self.spec, self._environment()),
+            args=(child_conn, self.spec, self._environment(), log_errors),
             name=f"sandbox-{self.name}",
             daemon=True,
         )
@@ -268,8 +284,15 @@ class LocalFunction:
 # --- inside the sandbox process ------------------------------------------------------------
 
 
-def _sandbox_main(conn: Connection, spec: FunctionSpec, env: dict[str, str]) -> None:
-    """Init (environment, sys.path, import), then serve invocations until told to stop or EOF."""
+def _sandbox_main(
+    conn: Connection, spec: FunctionSpec, env: dict[str, str], log_init_errors: bool = True
+) -> None:
+    """Init (environment, sys.path, import), then serve invocations until told to stop or EOF.
+
+    Init errors are reported as Lambda's Python runtime reports them: an ImportError as
+    Runtime.ImportModuleError, any other exception (a ConfigError raised at module level)
+    under its own type, with its traceback in the log unless log_init_errors is off.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
     os.dup2(2, 1)  # function logs (print, Powertools' stdout) go to stderr
     os.environ.clear()
@@ -287,9 +310,12 @@ def _sandbox_main(conn: Connection, spec: FunctionSpec, env: dict[str, str]) -> 
     module_name, _, attr = spec.handler.rpartition(".")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except ImportError as exc:
         message = f"Unable to import module '{module_name}': {exc}"
-        conn.send(_error("Runtime.ImportModuleError", message, exc))
+        conn.send(_error("Runtime.ImportModuleError", message, exc, log=log_init_errors))
+        return
+    except Exception as exc:
+        conn.send(_error(type(exc).__name__, str(exc), exc, log=log_init_errors))
         return
     handler = getattr(module, attr, None)
     if not callable(handler):
@@ -317,10 +343,13 @@ def _sandbox_main(conn: Connection, spec: FunctionSpec, env: dict[str, str]) -> 
             conn.send(_error("Runtime.MarshalError", f"Unable to marshal response: {exc}", None))
 
 
-def _error(error_type: str, message: str, exc: BaseException | None) -> tuple[str, ...]:
+def _error(
+    error_type: str, message: str, exc: BaseException | None, *, log: bool = True
+) -> tuple[str, ...]:
     """An error reply; the traceback (without this runtime's frame) is also logged, as on Lambda."""
     trace = ""
     if exc is not None and exc.__traceback__ is not None:
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next))
-    print(f"[ERROR] {error_type}: {message}\n{trace}", file=sys.stderr, flush=True)
+    if log:
+        print(f"[ERROR] {error_type}: {message}\n{trace}", file=sys.stderr, flush=True)
     return ("error", error_type, message, trace)

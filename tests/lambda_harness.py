@@ -55,8 +55,9 @@ def context(stack: Stack, logical_id: str) -> LambdaContext:
 
 def reset_process_caches() -> None:
     """Forget settings, services and clients: Lambda's per-process caches, per test here."""
-    from taskq import aws, config, wiring
+    from taskq import aio, aws, config, wiring
 
+    aio.shutdown()  # the worker's aioboto3 clients belong to the process being forgotten
     config.settings.cache_clear()
     wiring.services.cache_clear()
     aws.client.cache_clear()

@@ -11,7 +11,12 @@ from taskq.api import create_app
 from taskq.log import logger
 from taskq.metrics import metrics
 from taskq.tracing import tracer
+from taskq.wiring import init
 
+# Lambda's init phase: settings, clients and the task modules (payloads are validated against
+# their models) now, so a module that cannot be imported fails the init with one line,
+# rather than the function starting and answering each request with a 500.
+init()
 app = create_app()
 _adapter = Mangum(app, lifespan="off")
 

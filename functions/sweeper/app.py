@@ -11,6 +11,10 @@ from taskq.sweeper import sweep
 from taskq.tracing import tracer
 from taskq.wiring import services
 
+# Lambda's init phase: settings and clients now (a missing setting fails the init). Not the
+# task modules: the sweeper never runs a task, and ships without the tasks layer.
+services()
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler

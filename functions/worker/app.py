@@ -9,7 +9,11 @@ import taskq.worker  # noqa: F401
 from taskq.log import logger
 from taskq.metrics import metrics
 from taskq.tracing import tracer
-from taskq.wiring import services
+from taskq.wiring import init, services
+
+# Lambda's init phase: settings, clients and the task modules now, so a task module that
+# cannot be imported (or registers nothing) fails the init with one line, not every batch.
+init()
 
 
 @logger.inject_lambda_context

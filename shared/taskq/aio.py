@@ -10,6 +10,7 @@ Lambda's own runtime it runs each batch under a fresh `asyncio.run`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
@@ -17,6 +18,7 @@ from taskq import aws
 
 T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
+_opened: list[AioClient] = []  # closed by shutdown(), on the loop that opened them
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -25,6 +27,23 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
     return _loop.run_until_complete(coro)
+
+
+@atexit.register
+def shutdown() -> None:
+    """Close the process's aioboto3 clients and its loop (at exit, or when a test resets
+    the process's caches), so no aiohttp session is left unclosed."""
+    global _loop
+    if _loop is not None and not _loop.is_closed():
+        mine = [c for c in _opened if c.loop is _loop]
+        _loop.run_until_complete(_close_all(mine))
+        _loop.close()
+    _loop = None
+    _opened.clear()
+
+
+async def _close_all(clients: list[AioClient]) -> None:
+    await asyncio.gather(*(client.close() for client in clients))
 
 
 class AsyncCaller(Protocol):
@@ -46,30 +65,37 @@ class AioClient:
         self.region = region
         self.endpoint_url = endpoint_url
         self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._context: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
 
     async def call(self, operation: str, kwargs: dict[str, Any]) -> Any:
         return await aws.acall(await self._open(), self.service, operation, kwargs)
 
+    async def close(self) -> None:
+        if self._context is not None:
+            context, self._context, self._client = self._context, None, None
+            await context.__aexit__(None, None, None)
+
     async def _open(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
+        if self._client is not None and self.loop is loop:
             return self._client
-        if self._opening is None or self._loop is not loop:
-            self._opening, self._loop, self._client = asyncio.Lock(), loop, None
+        if self._opening is None or self.loop is not loop:
+            self._opening, self.loop, self._client = asyncio.Lock(), loop, None
         async with self._opening:  # ten records' first calls open one client, not ten
             if self._client is None:
                 import aioboto3  # the async path's cost is paid where it is used
 
                 session = aioboto3.Session()
-                context = session.client(
+                self._context = session.client(
                     self.service,
                     region_name=self.region,
                     endpoint_url=self.endpoint_url,
                     config=aws.CLIENT_CONFIG,
                 )
-                self._client = await context.__aenter__()
+                self._client = await self._context.__aenter__()
+                _opened.append(self)
             return self._client
 
 

@@ -143,12 +143,74 @@ task = default_registry.task
 
 
 def load_tasks(modules: Iterable[str], registry: TaskRegistry = default_registry) -> TaskRegistry:
-    """Import the configured task modules; their `@task` decorators fill the registry."""
+    """Import the configured task modules; their `@task` decorators fill the registry.
+
+    The functions call this at import time (Lambda's init), so every problem is a ConfigError
+    whose one line names the module and the fix: it is what `make dev` prints when it stops
+    and what a failed init shows on AWS. The cause stays chained for the traceback in the
+    logs. A module that imports but registers no task is refused too: a name that points at
+    a helper module would otherwise go unnoticed until its jobs fail as unknown tasks.
+    """
+    import os  # local: only this function needs them
+    import traceback
+
+    listed = "TASKQ_TASK_MODULES (the TaskModules parameter on AWS)"
+    library = os.path.dirname(os.path.abspath(__file__))
+
+    def where(exc: BaseException) -> str:
+        """Where the import failed: the innermost frame outside importlib and taskq itself."""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            return f" ({exc.filename}, line {exc.lineno})"
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename[:1] != "<"]
+        mine = [f for f in frames if not os.path.abspath(f.filename).startswith(library)]
+        frames = mine or frames
+        return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+
+    def not_found(module: str, missing: str) -> str:
+        if missing != module:
+            return (
+                f"package {missing!r} is not importable here: its folder must be on sys.path "
+                "(the functions get tasks/ from TasksLayer)"
+            )
+        if module.startswith("tasks."):
+            path = module.removeprefix("tasks.").replace(".", "/")
+            return f"there is no tasks/{path}.py; create it or correct {listed}"
+        last = module.rpartition(".")[2]
+        return (
+            f"no such module; task modules go in the tasks/ package: move it to "
+            f"tasks/{last}.py and list it as tasks.{last} in {listed}"
+        )
+
     for module in modules:
+        before = {t.name for t in registry}
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import task module {module!r}: {exc}") from exc
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if missing and (module == missing or module.startswith(f"{missing}.")):
+                why = not_found(module, missing)
+            else:
+                why = (
+                    f"it imports {missing!r}, which is not installed{where(exc)}; add it to "
+                    "tasks/requirements.txt (for make dev also: .venv/bin/pip install -r "
+                    "tasks/requirements.txt)"
+                )
+            raise ConfigError(f"cannot import task module {module!r}: {why}") from exc
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot import task module {module!r}: {type(exc).__name__}: {exc}{where(exc)}"
+            ) from exc
+        found = {t.name for t in registry} - before  # registered while importing it ...
+        # ... or defined there (a second load, or a module imported earlier by another)
+        found |= {
+            t.name for t in registry
+            if f"{getattr(t.fn, '__module__', '')}.".startswith(f"{module}.")
+        }  # fmt: skip
+        if not found:
+            raise ConfigError(
+                f"task module {module!r} registers no task: decorate its task functions with "
+                f"@task (from taskq.tasks import task), or take it out of {listed}"
+            )
     if not len(registry):
         raise ConfigError("no tasks registered: check TASKQ_TASK_MODULES")
     return registry

@@ -1,11 +1,14 @@
 """Builds the store, queue, registry and services once per process from the settings.
 
 Lambda keeps the process warm between invocations, so clients and the task registry
-are created on first use and then re-used; tests pass their own pieces instead.
+are created once and then re-used; tests pass their own pieces instead. The API and the
+worker call `init()` at import time, in Lambda's init phase, so a wrong setting or a task
+module that cannot be imported fails the function's init with one line, not each request.
 
 Each function needs only part of this: the API never runs the worker, the worker never
 checks API keys nor submits. Those parts are built (and their modules imported) on first
-use, so neither function's cold start pays for the other's.
+use, so neither function's cold start pays for the other's; the sweeper never imports
+the task modules at all (it ships without the tasks layer and never runs a task).
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ class Services:
     settings: Settings
     store: JobStore
     queue: JobQueue
-    registry: TaskRegistry
+
+    @cached_property
+    def registry(self) -> TaskRegistry:
+        """The configured task modules, imported on first use (init() makes that the init)."""
+        return load_tasks(self.settings.task_modules)
 
     @cached_property
     def jobs(self) -> JobService:
@@ -83,10 +90,23 @@ def build(config: Settings) -> Services:
         settings=config,
         store=JobStore(config.table_name, dynamodb, retention_days=config.retention_days),
         queue=JobQueue(sqs, config.queue_url, config.dlq_url),
-        registry=load_tasks(config.task_modules),
     )
 
 
 @lru_cache(maxsize=1)
 def services() -> Services:
     return build(settings())
+
+
+def init() -> Services:
+    """Build the process's services and import its task modules now: a function that runs or
+    validates tasks calls this at module level, which Lambda runs once, in the init phase.
+
+    A missing setting, or a task module that cannot be imported or registers nothing, then
+    raises ConfigError there: the init fails with that one line (in the logs on AWS, and
+    `make dev` stops at start with it) instead of the function answering every request
+    with a 500 while the cause sits in the log of each one.
+    """
+    svc = services()
+    _ = svc.registry  # the import of every task module, and its checks
+    return svc

@@ -5,12 +5,18 @@ Two builds (both `--cached`, so a repeat takes seconds):
   compiled module in it must be for that CPU, the layer's included (a layer built for
   x86_64 under arm64 functions cannot import pydantic on AWS).
 - `.aws-sam/host/build`, this machine's CPU: run here by `python -I -S` with only the
-  function's folder and the layer's python/ on sys.path (no venv, no repository), as Lambda
-  would, against the moto server with the stack provisioned from template.yaml.
+  function's folder and its layers' python/ folders on sys.path (no venv, no repository),
+  as Lambda would, against the moto server with the stack provisioned from template.yaml.
+
+Your task modules (tasks/) are a layer of their own, TasksLayer, built from layers/tasks
+(symlinks to tasks/ and tasks/requirements.txt): both builds must hold the package as real
+files under python/tasks/, where Lambda's /opt/python puts it on sys.path, and the built API
+and worker must import a task module from there and run a job of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -35,13 +41,14 @@ pytestmark = [pytest.mark.sam, pytest.mark.integration]
 SAM = require_sam()
 DEPLOY_BUILD = ROOT / ".aws-sam" / "build"
 HOST_BUILD = ROOT / ".aws-sam" / "host" / "build"
+FUNCTIONS = ("ApiFunction", "WorkerFunction", "SweeperFunction")
 
 # Runs in `python -I -S`: no site-packages, no PYTHON* variables, no script dir on the path.
 RUNNER = textwrap.dedent(
     """
     import json, sys, time, uuid
-    function_dir, layer_dir, events_file = sys.argv[1:4]
-    sys.path[:0] = [function_dir, layer_dir]
+    function_dir, events_file, *layer_dirs = sys.argv[1:]
+    sys.path[:0] = [function_dir, *layer_dirs]
     started = time.perf_counter()
     import app
     import_ms = (time.perf_counter() - started) * 1000
@@ -60,6 +67,7 @@ RUNNER = textwrap.dedent(
     results = [app.handler(ev, Context()) for ev in json.load(open(events_file))]
     import boto3, pydantic, taskq
     origins = {m.__name__: m.__file__ for m in (app, taskq, pydantic, boto3)}
+    origins.update({n: m.__file__ for n, m in sys.modules.items() if n.startswith("tasks")})
     print("RESULT " + json.dumps({"results": results, "origins": origins, "import_ms": import_ms}))
     """
 )
@@ -98,6 +106,50 @@ def test_the_host_build_is_all_for_this_machine(host_build: Path) -> None:
     assert check_build(host_build, host_architecture()) == []
 
 
+@pytest.mark.parametrize("which", ["deploy", "host"])
+def test_both_builds_package_the_tasks_folder_where_python_finds_it(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    build_dir: Path = request.getfixturevalue(f"{which}_build")
+    source = ROOT / "tasks"
+    packaged = build_dir / "TasksLayer" / "python" / "tasks"  # /opt/python/tasks on Lambda
+    expected = {p.relative_to(source) for p in source.rglob("*.py") if "__pycache__" not in p.parts}
+    assert {Path("__init__.py"), Path("example.py")} <= expected
+    for relative in expected:
+        copy = packaged / relative
+        assert copy.is_file() and not copy.is_symlink(), copy  # the zip holds files, not links
+        assert copy.read_bytes() == (source / relative).read_bytes(), relative
+    # Layers unpack into one /opt/python, the later one's files over the earlier one's: a
+    # package both layers bring must be the same version there, or it ends up a mix of two.
+    library = distributions(build_dir / "TaskqLayer" / "python")
+    mine = distributions(build_dir / "TasksLayer" / "python")
+    clashes = {name: (library[name], mine[name]) for name in library.keys() & mine.keys()}
+    assert all(a == b for a, b in clashes.values()), (
+        f"tasks/requirements.txt brings other versions of the library layer's packages "
+        f"{clashes}: pin the library layer's versions there"
+    )
+    assert not (build_dir / "TaskqLayer" / "python" / "tasks").exists()
+    # The API and the worker get it after the library; the sweeper does without.
+    built = Stack.from_file(build_dir / "template.yaml", parameters={"AuthMode": "off"})
+    names = {p.name for p in built.layer_dirs().values()}
+    assert names == {"TaskqLayer", "TasksLayer"}
+    layers = {lid: [p.name for p in built.function(lid).layers] for lid in FUNCTIONS}
+    assert layers == {
+        "ApiFunction": ["TaskqLayer", "TasksLayer"],
+        "WorkerFunction": ["TaskqLayer", "TasksLayer"],
+        "SweeperFunction": ["TaskqLayer"],
+    }
+
+
+def distributions(site: Path) -> dict[str, str]:
+    """{project name: version} of the packages pip installed in a layer's python/ folder."""
+    found = {}
+    for info in site.glob("*.dist-info"):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        found[name.lower().replace("_", "-")] = version
+    return found
+
+
 class Built:
     """The host build's functions, each run in a fresh `python -I -S` per call."""
 
@@ -107,11 +159,32 @@ class Built:
         self.endpoint = endpoint
         self.tmp = tmp
 
-    def run(self, function: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    def layers(self, function: str) -> list[Path]:
+        """The function's built layers' python/ folders, in the template's order."""
+        logical_ids = {path: lid for lid, path in self.stack.layer_dirs().items()}
+        spec = self.stack.function(function)
+        return [self.build_dir / logical_ids[path] / "python" for path in spec.layers]
+
+    def run(
+        self, function: str, events: list[dict[str, Any]], env: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Import the handler and answer `events`; what it returned, and where modules came from."""
+        done = self.execute(function, events, env)
+        assert done.returncode == 0, f"{function}:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+        out: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+        for module, origin in out["origins"].items():
+            assert origin.startswith(str(self.build_dir)), f"{function}: {module} from {origin}"
+        return out
+
+    def execute(
+        self, function: str, events: list[dict[str, Any]], env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The interpreter's run, whatever its outcome (the template's environment, then `env`)."""
         events_file = self.tmp / f"{function}-{len(list(self.tmp.iterdir()))}.json"
         events_file.write_text(json.dumps(events))
         fn_dir = self.build_dir / function
-        env = {
+        environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             **self.stack.function(function).environment,
             **credentials_env(),
@@ -120,18 +193,13 @@ class Built:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_LAMBDA_FUNCTION_NAME": self.stack.function_name(function),
             "LAMBDA_TASK_ROOT": str(fn_dir),
+            **(env or {}),
         }
-        done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", RUNNER, str(fn_dir),
-             str(self.build_dir / "TaskqLayer" / "python"), str(events_file)],
-            cwd=fn_dir, env=env, capture_output=True, text=True, timeout=120,
+        return subprocess.run(
+            [sys.executable, "-I", "-S", "-c", RUNNER, str(fn_dir), str(events_file),
+             *(str(p) for p in self.layers(function))],
+            cwd=fn_dir, env=environment, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        assert done.returncode == 0, f"{function}:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
-        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-        out: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-        for module, origin in out["origins"].items():
-            assert origin.startswith(str(self.build_dir)), f"{function}: {module} from {origin}"
-        return out
 
 
 @pytest.fixture
@@ -177,3 +245,52 @@ def test_the_built_handlers_answer_generated_events(built: Built, moto_server: M
     read = built.run("ApiFunction", [with_headers(http_v2("GET", f"/jobs/{job_id}"), auth)])
     job = decoded_body(read["results"][0])
     assert (job["status"], job["result"]) == ("completed", {"message": "hi from sam"})
+
+
+def test_the_built_handlers_run_a_task_of_yours(built: Built, moto_server: MotoServer) -> None:
+    """TASKQ_TASK_MODULES naming tasks.example: the built API validates and accepts a job of
+    it (init imports the module from the tasks layer), the built worker runs it."""
+    keys = KeyStore(
+        built.stack.table_name("ApiKeysTable"),
+        client("dynamodb", endpoint_url=moto_server.url, region=REGION),
+    )
+    _, key = keys.create("acme", "own tasks")
+    auth = {"Authorization": f"Bearer {key}"}
+    mine = {"TASKQ_TASK_MODULES": "taskq.demo_tasks,tasks.example"}
+
+    job = {"task": "greet", "payload": {"name": "SAM"}}
+    api = built.run("ApiFunction", [http_v2("POST", "/jobs", body=job, headers=auth)], mine)
+    assert api["results"][0]["statusCode"] == 202, api["results"][0]
+    assert api["origins"]["tasks.example"] == str(
+        built.build_dir / "TasksLayer" / "python" / "tasks" / "example.py"
+    )
+    job_id = decoded_body(api["results"][0])["id"]
+
+    message = job_message_event(job_id)
+    for record in message["Records"]:
+        record["body"] = record["body"].replace('"task":"echo"', '"task":"greet"')
+        record["md5OfBody"] = hashlib.md5(
+            record["body"].encode(), usedforsecurity=False
+        ).hexdigest()
+    worker = built.run("WorkerFunction", [message], mine)
+    assert worker["results"] == [{"batchItemFailures": []}]
+
+    read = built.run("ApiFunction", [with_headers(http_v2("GET", f"/jobs/{job_id}"), auth)], mine)
+    done = decoded_body(read["results"][0])
+    assert (done["status"], done["result"]) == (
+        "completed",
+        {"greeting": "Hello, SAM!", "attempt": 1},
+    )
+
+
+def test_the_built_api_fails_its_init_on_a_module_it_cannot_import(built: Built) -> None:
+    """The import of app.py raises (Lambda's init fails): no handler is there to answer 500s."""
+    done = built.execute(
+        "ApiFunction", [event("apigw-http-get-healthz")], {"TASKQ_TASK_MODULES": "tasks.nope"}
+    )
+    assert done.returncode != 0
+    assert "RESULT " not in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        "taskq.errors.ConfigError: cannot import task module 'tasks.nope': there is no "
+        "tasks/nope.py; create it or correct TASKQ_TASK_MODULES (the TaskModules parameter on AWS)"
+    )

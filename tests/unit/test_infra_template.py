@@ -144,11 +144,15 @@ def test_worker_event_source(stack: Stack) -> None:
 
 
 def test_functions_fully_resolved(stack: Stack) -> None:
+    # The task modules (tasks/, through layers/tasks) go to the functions that run or
+    # validate tasks, after the library; the sweeper never imports them.
+    with_tasks = {function_with(stack, "HttpApi"), function_with(stack, "SQS")}
     for lid in stack.logical_ids(FUNCTION):
         spec = stack.function(lid)
         assert spec.code_uri.is_absolute()
         assert spec.code_uri.parent == ROOT / "functions"
-        assert spec.layers == (ROOT / "shared",)
+        tasks_layer = (ROOT / "layers" / "tasks",) if lid in with_tasks else ()
+        assert spec.layers == (ROOT / "shared", *tasks_layer), lid
         assert spec.runtime == "python3.11"
         assert spec.memory == 512
         assert spec.name.startswith(f"taskq-{STAGE}-")
@@ -158,6 +162,17 @@ def test_functions_fully_resolved(stack: Stack) -> None:
         assert spec.environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
         assert spec.environment["TASKQ_QUEUE_URL"].startswith(f"{ENDPOINT}/000000000000/")
     assert stack.function(function_with(stack, "SQS")).timeout == 30
+
+
+def test_the_task_modules_parameter_reaches_every_function(template: dict[str, Any]) -> None:
+    """What `make dev` relies on to run your modules: TaskModules sets TASKQ_TASK_MODULES."""
+    default = Stack(template, parameters={"Stage": STAGE}, root=ROOT)
+    mine = Stack(template, parameters={"Stage": STAGE, "TaskModules": "tasks.example"}, root=ROOT)
+    for lid in default.logical_ids(FUNCTION):
+        assert default.function(lid).environment["TASKQ_TASK_MODULES"] == "taskq.demo_tasks"
+        assert mine.function(lid).environment["TASKQ_TASK_MODULES"] == "tasks.example"
+    with pytest.raises(TemplateError, match="TaskModules"):
+        Stack(template, parameters={"TaskModules": "tasks/example.py"}, root=ROOT)
 
 
 def test_bound_urls_and_parameters_win(template: dict[str, Any]) -> None:
@@ -178,7 +193,10 @@ def test_schedule_and_routes(stack: Stack) -> None:
     assert stack.schedules(function_with(stack, "Schedule")) == [60.0]
     routes = stack.http_routes(function_with(stack, "HttpApi"))
     assert {r.key for r in routes} == {"ANY /{proxy+}", "ANY /"}
-    assert stack.layer_dirs() == {"TaskqLayer": ROOT / "shared"}
+    assert stack.layer_dirs() == {
+        "TaskqLayer": ROOT / "shared",
+        "TasksLayer": ROOT / "layers" / "tasks",
+    }
 
 
 # --- errors --------------------------------------------------------------------------------

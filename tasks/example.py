@@ -1,0 +1,33 @@
+"""An example task module: copy it, rename it, and list yours in TASKQ_TASK_MODULES.
+
+`greet` is an `async def` task: the worker awaits it on its event loop, so while one job
+waits (here on a timer; in your tasks on an HTTP call or a database) the other records of
+the same SQS batch run. It needs no network, so it also runs in tests and offline.
+
+    TASKQ_TASK_MODULES=tasks.example make dev
+    curl -s -X POST http://127.0.0.1:3000/jobs -H 'content-type: application/json' \\
+      -d '{"task":"greet","payload":{"name":"Ada"}}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskq.tasks import JobContext, task
+
+
+class GreetPayload(BaseModel):
+    """What a `greet` job carries; the API rejects (422) a payload that does not fit."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, description="who to greet")
+    delay_s: float = Field(default=0.1, ge=0, le=5, description="how long to wait first")
+
+
+@task(max_attempts=3, timeout_s=10)
+async def greet(payload: GreetPayload, ctx: JobContext) -> dict[str, object]:
+    """Waits `delay_s` without blocking the worker, then returns a greeting (the job's result)."""
+    await asyncio.sleep(payload.delay_s)
+    return {"greeting": f"Hello, {payload.name}!", "attempt": ctx.attempt}
