@@ -18,7 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, compare, cost, logs, prices, report, runs
+from bench import coldstart, compare, concurrency, cost, logs, prices, report, runs
 from bench.stack import ROOT, BenchStack
 
 
@@ -201,6 +201,14 @@ def _measure(ctx: runs.Context, results: dict[str, Any], celery: bool) -> None:
                 row["taskq_jobs_per_s"] = best
                 row["taskq_ratio"] = round(best / row["jobs_per_s"], 3)
             results["celery"] = row
+    # Last: it deploys the worker a second time (BatchConcurrency=1) next to the template's.
+    bc_sizes = concurrency.Sizes.quick() if results["quick"] else concurrency.Sizes()
+    try:
+        results["batch_concurrency"] = concurrency.measure(ctx, bc_sizes)
+    except Exception as exc:  # reported (and the rest of the report written), not fatal
+        ctx.stack.stop_poller()
+        results["batch_concurrency"] = {"skipped": f"failed: {type(exc).__name__}: {exc}"}
+        progress(f"batch concurrency runs failed: {type(exc).__name__}: {exc}")
 
 
 def _template_row(

@@ -14,6 +14,7 @@ from bench import prices
 GOAL_RATIO = 0.8
 GOAL_CALLS = 4.5
 GOAL_IMPORT_MS = 300.0
+GOAL_DEPS_RATIO = 1.15  # a handler's import ÷ its dependencies' import
 
 
 def _n(value: Any, digits: int = 1) -> str:
@@ -307,6 +308,16 @@ def markdown(r: dict[str, Any]) -> str:
             ),
             "",
         ]
+        out += _against_dependencies(cold.get("dependencies") or {})
+
+    bc = r.get("batch_concurrency")
+    if bc:
+        from bench import concurrency  # it imports this module's helpers
+
+        if "skipped" in bc:
+            out += ["## Batch concurrency", "", f"Skipped: {bc['skipped']}", ""]
+        else:
+            out += concurrency.markdown(bc)
 
     scaling = r.get("scaling")
     if scaling:
@@ -350,6 +361,58 @@ def markdown(r: dict[str, Any]) -> str:
                 "",
             ]
     return "\n".join(out) + "\n"
+
+
+def _against_dependencies(deps: dict[str, Any]) -> list[str]:
+    if not deps:
+        return []
+    out = [
+        "The handler's import against its own dependencies' (fresh interpreters, local "
+        "variant, alternated, medians):",
+        "",
+    ]
+    out += _table(
+        [
+            "function",
+            "import ms",
+            "dependencies ms",
+            f"ratio (goal ≤ {GOAL_DEPS_RATIO})",
+            "with their stdlib ms",
+            "ratio",
+        ],
+        [
+            [
+                fn,
+                d["import_ms"],
+                d["dependencies_ms"],
+                f"{_n(d['ratio'], 2)}: "
+                + _goal(d["ratio"] <= GOAL_DEPS_RATIO if d["ratio"] else None),
+                d["with_stdlib_ms"],
+                _n(d["ratio_with_stdlib"], 2),
+            ]
+            for fn, d in deps.items()
+        ],
+    )
+    out += [
+        "",
+        "Dependencies: the third-party imports the function's own code executes during "
+        "`import app`, recorded by watching its import statements, imported alone and in the "
+        "same order; 'with their stdlib' adds the standard-library modules that code imports.",
+        "",
+    ]
+    for fn, d in deps.items():
+        out.append(f"- {fn}: " + "; ".join(d["dependencies"]))
+    first = deps.get("worker", {}).get("first_batch")
+    if first:
+        out += [
+            "",
+            f"The worker imports aioboto3 on its first AWS call, so every new sandbox's first "
+            f"batch pays it: aioboto3 import {_n(first['aioboto3_import_ms'])} ms, then opening "
+            f"the first aioboto3 client {_n(first['first_client_ms'])} ms; import + first batch's "
+            f"client: **{_n(first['import_plus_first_batch_ms'])} ms** (not in the import "
+            "figures above; Lambda bills it in that first invocation's duration).",
+        ]
+    return [*out, ""]
 
 
 def chart(r: dict[str, Any], path: Path) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,7 @@ class InvocationTimer:
         self._invoke: Callable[[Any], Any] = function.invoke
         self._lock = threading.Lock()
         self.records: list[Invocation] = []
+        self.function = function
         function.invoke = self._timed  # type: ignore[method-assign]
 
     def _timed(self, event: Any) -> Any:
@@ -138,7 +139,13 @@ class InvocationTimer:
 
 
 class BenchStack:
-    """moto + the stack (no scheduler: the sweeper's minute has no part in a job's path)."""
+    """moto + the stack (no scheduler: the sweeper's minute has no part in a job's path).
+
+    The worker may be deployed more than once (`add_worker`, other template parameters):
+    each deployment keeps its sandboxes, and `use_worker` puts one behind the poller.
+    """
+
+    TEMPLATE_WORKER = "template"
 
     def __init__(self, workdir: Path, *, max_concurrency: int = 10) -> None:
         self.workdir = workdir
@@ -150,6 +157,7 @@ class BenchStack:
         self.timers: dict[str, InvocationTimer] = {}
         self.template_sqs, self.settings = template_values()
         self.stage = f"bench{int(time.time()) % 10**6}"
+        self.workers: dict[str, InvocationTimer] = {}  # deployments of the worker, by name
 
     def start(self) -> BenchStack:
         self.calls_dir.mkdir(parents=True, exist_ok=True)
@@ -168,12 +176,59 @@ class BenchStack:
         # The poller runs in this process: its calls are counted with the same hooks.
         CallRecorder(self.calls_dir / "poller.calls", "poller").attach(self.poller._sqs)
         self.timers = {lid: InvocationTimer(self.cloud.functions[lid]) for lid in (API, WORKER)}
+        self.workers = {self.TEMPLATE_WORKER: self.timers[WORKER]}
         return self
 
     def stop(self) -> None:
         if self.cloud is not None:
             self.cloud.stop()
+        for name, timer in self.workers.items():
+            if name != self.TEMPLATE_WORKER:  # the cloud closed its own
+                timer.function.close()
         self.moto.stop()
+
+    def add_worker(self, name: str, parameters: Mapping[str, str]) -> dict[str, str]:
+        """Deploy the worker again as the template makes it with these `parameters` (over
+        the stack's): same code, queue and settings, sandboxes of its own. Returns the
+        environment variables that differ from the template worker's; raises if none do
+        (the parameters would not reach the worker)."""
+        cloud = self.cloud
+        assert cloud is not None and cloud.stack is not None
+        stack = Stack.from_file(
+            cloud.template_path,
+            parameters={**cloud.parameters, **parameters},
+            region=cloud.stack.region,
+            account_id=cloud.stack.account_id,
+            stack_name=cloud.stack.stack_name,
+            endpoint_url=cloud.endpoint_url,
+        ).bind(cloud.resources.queue_urls, cloud.resources.queue_arns)
+        template = self.workers[self.TEMPLATE_WORKER].function
+        spec = stack.function(WORKER)
+        before = template.spec.environment
+        changed = {k: v for k, v in spec.environment.items() if before.get(k) != v}
+        if not changed or dataclasses.replace(spec, environment=before) != template.spec:
+            raise RuntimeError(
+                f"the worker deployed with {dict(parameters)} differs from the template's in "
+                f"{'nothing' if not changed else 'more than its environment'}"
+            )
+        function = LocalFunction(
+            spec, extra_env=template.extra_env, max_concurrency=template.max_concurrency
+        )
+        self.workers[name] = InvocationTimer(function)
+        return changed
+
+    def use_worker(self, name: str) -> None:
+        """Put deployment `name` behind the poller (stopped: each run starts it)."""
+        assert self.cloud is not None
+        timer = self.workers[name]
+        self.stop_poller()
+        self.poller.function = timer.function
+        self.cloud.functions[WORKER] = timer.function
+        self.timers[WORKER] = timer
+
+    def worker_environment(self, name: str, keys: Iterable[str]) -> dict[str, str]:
+        env = self.workers[name].function.spec.environment
+        return {k: env.get(k, "(unset)") for k in keys}
 
     @property
     def poller(self) -> EventSourcePoller:

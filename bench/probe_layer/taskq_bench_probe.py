@@ -6,6 +6,11 @@ its shared clients (taskq.aws.client, one per process). Importing it then regist
 botocore event hooks on those very clients; each call appends one line to a file of this
 process's own (no lock across processes, no lost counts), which the bench reads back.
 
+The worker's own calls go through aioboto3 clients that taskq.aio opens on the first call
+(after this import), and every one of them is made through taskq.aws.acall: the probe wraps
+that function to register the same hooks on each client the first time it is seen
+(aiobotocore emits the same events; plain functions are valid handlers there).
+
 The hooks only watch: they change no request. Nothing here runs unless the bench set
 TASKQ_BENCH_CALLS_DIR in the function's environment.
 """
@@ -55,8 +60,11 @@ class CallRecorder:
         events.register("after-call", self._after)
         events.register("after-call-error", self._error)
 
-    def _before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    def _before(
+        self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
         context["bench_items"] = request_items(params)
+        context["bench_model"] = model  # after-call-error is not given the model
         context["bench_t0"] = time.perf_counter()
 
     def _after(
@@ -67,8 +75,10 @@ class CallRecorder:
         status = getattr(http_response, "status_code", 0)
         self._write(model, context, status, retries, returned)
 
-    def _error(self, model: Any, context: Any, **_: Any) -> None:
-        self._write(model, context, 0, 0, -1)
+    def _error(self, context: Any, **_: Any) -> None:
+        model = context.get("bench_model") if isinstance(context, dict) else None
+        if model is not None:
+            self._write(model, context, 0, 0, -1)
 
     def _write(self, model: Any, context: Any, status: int, retries: int, returned: int) -> None:
         service = model.service_model.service_name
@@ -110,6 +120,22 @@ def _install() -> None:
     )
     for service in ("dynamodb", "sqs"):
         recorder.attach(aws.client(service, config.region, config.endpoint_url))
+    acall = getattr(aws, "acall", None)
+    if acall is not None:
+        aws.acall = _hooking(acall, recorder)
+
+
+def _hooking(acall: Any, recorder: CallRecorder) -> Any:
+    """taskq.aws.acall, registering the recorder on each aiobotocore client it first sees."""
+    hooked: dict[int, Any] = {}  # id -> client (held, so an id is never reused)
+
+    async def counted(client: Any, service: str, operation: str, kwargs: dict[str, Any]) -> Any:
+        if id(client) not in hooked:
+            hooked[id(client)] = client
+            recorder.attach(client)
+        return await acall(client, service, operation, kwargs)
+
+    return counted
 
 
 if os.environ.get(CALLS_DIR_ENV) and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
