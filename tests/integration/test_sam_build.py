@@ -37,7 +37,9 @@ from taskq.auth import KeyStore
 from tests.integration.sam_cli import REGION, ROOT, require_sam, run_sam
 from tests.lambda_harness import decoded_body, event, http_v2, job_message_event, with_headers
 
-pytestmark = [pytest.mark.sam, pytest.mark.integration]
+# A test's time includes its build fixture's: a first `sam build` resolves and downloads
+# the layers' dependencies (run_sam allows it 900 s), well past pytest's default 120 s.
+pytestmark = [pytest.mark.sam, pytest.mark.integration, pytest.mark.timeout(1200)]
 SAM = require_sam()
 DEPLOY_BUILD = ROOT / ".aws-sam" / "build"
 HOST_BUILD = ROOT / ".aws-sam" / "host" / "build"
