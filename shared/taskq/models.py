@@ -106,10 +106,10 @@ class Job(BaseModel):
     idempotency_key: str | None = None
     request_hash: str | None = None
     events: tuple[Event, ...] = ()
-    # The DLQ hand-off of a failed job: the token its one DLQ message carries, when it was
-    # taken, and whether the message was sent (a later duplicate is then acknowledged).
+    # The DLQ hand-off of a failed job: the token its one DLQ message carries, until when
+    # its sender holds it (its invocation's deadline), and whether the message was sent.
     handoff: str | None = None
-    handoff_at: float | None = None
+    handoff_until: float | None = None
     dead_lettered: bool = False
 
 

@@ -32,6 +32,7 @@ from taskq.log import logger
 from taskq.models import Job, QueueMessage, Status
 from taskq.queue import AsyncJobQueue, parse_body
 from taskq.store.aio import AsyncJobStore
+from taskq.store.transitions import HANDOFF_HOLD_S
 from taskq.tasks import JobContext, Task, TaskRegistry
 from taskq.text import first_line
 from taskq.timeouts import TaskRunner
@@ -39,9 +40,6 @@ from taskq.timeouts import TaskRunner
 RESULT_MAX_BYTES = 64 * 1024  # leaves the 400 KB item room for payload and history
 TIME_MARGIN_S = 2.0  # do not start a task the invocation cannot finish
 UNKNOWN_TASK_TIMEOUT_S = 5.0
-# A DLQ hand-off unmarked this long was abandoned by its sender (a send takes seconds,
-# botocore's retries included), so another delivery may take it over and send again.
-HANDOFF_STALE_S = 120.0
 DEFAULT_CONCURRENCY = 10
 
 
@@ -67,6 +65,7 @@ class Worker:
         self.runner = TaskRunner(self.concurrency)
         self.clock = clock
         self.rand = rand  # the backoff's jitter; tests pin it
+        self._handoff_until: float | None = None
 
     def handle_batch(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """The Lambda entry point's body: a partial batch response for an SQS event."""
@@ -80,6 +79,8 @@ class Worker:
         records = [SQSRecord(raw) for raw in raw_records]
         remaining = _remaining_s(context)
         deadline = None if remaining is None else self.clock() + remaining
+        # One invocation at a time per process (as Lambda runs them): its hand-offs end here.
+        self._handoff_until = deadline
         slots = asyncio.Semaphore(self.concurrency)
 
         async def settle(record: SQSRecord) -> bool:
@@ -205,7 +206,9 @@ class Worker:
 
     async def _fail(self, record: SQSRecord, job: Job, error: str) -> None:
         try:
-            write = self.store.transitions.fail(job.id, job.attempt, error, self.clock())
+            write = self.store.transitions.fail(
+                job.id, job.attempt, error, self.clock(), handoff_until=self._handoff_deadline()
+            )
             job = await self.store.apply(write)
         except InvalidTransition:
             logger.warning("failure not recorded: the job moved on")
@@ -241,11 +244,13 @@ class Worker:
         if job.dead_lettered:
             logger.info("duplicate delivery of a dead-lettered job acknowledged")
             return
-        waited = self.clock() - (job.handoff_at or 0.0)
-        if job.handoff is not None and waited < HANDOFF_STALE_S:
-            await self._look_again(record, HANDOFF_STALE_S - waited + 1, "a DLQ hand-off")
+        held_for = (job.handoff_until or 0.0) - self.clock()
+        if job.handoff is not None and held_for > 0:
+            await self._look_again(record, held_for + 1, "a DLQ hand-off in progress")
         try:
-            write = self.store.transitions.take_handoff(job.id, job.handoff, self.clock())
+            write = self.store.transitions.take_handoff(
+                job.id, job.handoff, handoff_until=self._handoff_deadline()
+            )
             job = await self.store.apply(write)
         except InvalidTransition:
             raise RetryLater("another delivery took the DLQ hand-off") from None
@@ -272,7 +277,9 @@ class Worker:
             await self._look_again(record, (job.lease_until or now) - now + 1, "a live lease")
         elif job.status == Status.RUNNING and job.attempt >= job.max_attempts:
             try:
-                write = self.store.transitions.fail_abandoned(job.id, job.attempt, now)
+                write = self.store.transitions.fail_abandoned(
+                    job.id, job.attempt, now, handoff_until=self._handoff_deadline()
+                )
                 job = await self.store.apply(write)
             except InvalidTransition:
                 raise RetryLater("job changed while failing it") from None
@@ -286,6 +293,12 @@ class Worker:
     async def _look_again(self, record: SQSRecord, after_s: float, why: str) -> None:
         await self.queue.delay(record.receipt_handle, int(after_s))
         raise RetryLater(f"{why}; will look again")
+
+    def _handoff_deadline(self) -> float:
+        """Until when this worker holds a DLQ hand-off: its invocation's deadline."""
+        if self._handoff_until is not None:
+            return self._handoff_until
+        return self.clock() + HANDOFF_HOLD_S
 
     def _task(self, name: str) -> Task | None:
         try:

@@ -10,7 +10,8 @@ from taskq.jobs import JobService
 from taskq.models import Status
 from taskq.queue import DeadLetter, JobQueue
 from taskq.store import JobStore
-from taskq.worker import HANDOFF_STALE_S, Worker
+from taskq.store.transitions import HANDOFF_HOLD_S
+from taskq.worker import Worker
 from tests.unit import test_worker
 from tests.unit.conftest import FakeClock
 from tests.unit.test_worker import RUNS, dead_letters, failures, receive, submit
@@ -56,7 +57,7 @@ def test_a_sender_that_died_before_the_dlq_send_is_taken_over_once_stale(
     # Too early to tell a dead sender from a slow one: look again later, send nothing.
     assert failures(worker.handle_batch(event)) == {event["Records"][0]["messageId"]}
     assert dead_letters(sqs, queue) == []
-    clock.advance(HANDOFF_STALE_S + 1)
+    clock.advance(HANDOFF_HOLD_S + 1)
     assert failures(worker.handle_batch(event)) == set()
     [dead] = dead_letters(sqs, queue)
     job = service.get(job_id)
@@ -113,5 +114,5 @@ def test_redrive_clears_the_hand_off(
     claimed = store.claim(job_id, clock() + 30)
     store.fail(job_id, claimed.attempt, "boom")
     redriven = store.redrive(job_id)
-    assert redriven.handoff is None and redriven.handoff_at is None
+    assert redriven.handoff is None and redriven.handoff_until is None
     assert not redriven.dead_lettered

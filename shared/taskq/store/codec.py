@@ -144,7 +144,7 @@ def to_job(item: Mapping[str, Any]) -> Job:
         request_hash=text("request_hash"),
         events=to_events(item.get("events", {}).get("L", [])),
         handoff=text("handoff"),
-        handoff_at=number(item, "handoff_at"),
+        handoff_until=number(item, "handoff_until"),
         dead_lettered=bool(item.get("dead_lettered", {}).get("BOOL")),
     )
 

@@ -12,7 +12,7 @@ from taskq.models import Job
 from taskq.store.batches import until_processed
 from taskq.store.codec import NewJob, new_item, to_job
 from taskq.store.reads import JobReader
-from taskq.store.transitions import Transitions, Write
+from taskq.store.transitions import HANDOFF_HOLD_S, Transitions, Write
 
 BATCH_WRITE_MAX = 25  # BatchWriteItem's limit per call
 
@@ -82,10 +82,18 @@ class JobStore(JobReader):
         return self.apply(self.transitions.retry(job_id, attempt, error, delay_s, self.clock()))
 
     def fail(self, job_id: str, attempt: int, error: str) -> Job:
-        return self.apply(self.transitions.fail(job_id, attempt, error, self.clock()))
+        now = self.clock()
+        write = self.transitions.fail(
+            job_id, attempt, error, now, handoff_until=now + HANDOFF_HOLD_S
+        )
+        return self.apply(write)
 
     def fail_abandoned(self, job_id: str, attempt: int) -> Job:
-        return self.apply(self.transitions.fail_abandoned(job_id, attempt, self.clock()))
+        now = self.clock()
+        write = self.transitions.fail_abandoned(
+            job_id, attempt, now, handoff_until=now + HANDOFF_HOLD_S
+        )
+        return self.apply(write)
 
     def cancel(self, job_id: str, tenant: str | None = None) -> Job:
         return self.apply(self.transitions.cancel(job_id, self.clock(), tenant))

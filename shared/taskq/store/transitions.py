@@ -31,10 +31,10 @@ mark_requeued   the status the sweeper read   updated_at = the version read    u
 
 A failed job has exactly one live DLQ message: the write that fails it takes a hand-off
 token, its DLQ message carries that token, and `mark_dead_lettered` records the send; a
-duplicate delivery then finds the job dead-lettered and is acknowledged. A sender that
-died between the two leaves the token unmarked; after HANDOFF_STALE_S another delivery
-takes a new token (`take_handoff`) and sends again, and a copy with an old token is
-recognisably stale.
+duplicate delivery then finds the job dead-lettered and is acknowledged. The token is held
+until the sender's invocation deadline (`handoff_until`): a sender that died between the
+send and the mark leaves it unmarked past that, when another delivery takes a new token
+(`take_handoff`) and sends again; a copy under an old token is recognisably stale.
 
 Every write carries a fresh `write_id`: when botocore retries a write whose response was
 lost, the retry's condition fails against the item the first try wrote, and the
@@ -52,6 +52,10 @@ from taskq.errors import InvalidTransition, JobNotFound
 from taskq.models import Job, Status
 from taskq.store.codec import Item, NewJob, clip, event, key, new_item, number, to_job
 from taskq.text import STORED_TIME_FORMAT, stored_time
+
+# How long a DLQ hand-off is held when its sender's invocation deadline is unknown (no
+# Lambda context, or a direct call): a send takes seconds, botocore's retries included.
+HANDOFF_HOLD_S = 120.0
 
 # status, error and result are DynamoDB reserved words; DynamoDB refuses unused names.
 _RESERVED = (("#s", "status"), ("#e", "error"), ("#r", "result"), ("#t", "task"))
@@ -182,31 +186,39 @@ class Transitions:
             event_item=event(Status.RETRYING, now, error=error, delay_s=delay_s),
         )
 
-    def fail(self, job_id: str, attempt: int, error: str, now: float) -> Write:
+    def fail(
+        self, job_id: str, attempt: int, error: str, now: float, *, handoff_until: float
+    ) -> Write:
+        """running -> failed; the failing worker holds the DLQ hand-off until `handoff_until`
+        (its invocation's deadline: past it, a sender that has not marked its send is dead)."""
         return self._finish_attempt(
             job_id,
             attempt,
             "fail",
             Status.FAILED,
             now,
-            extra_set="#e = :err, expires_at = :ttl, handoff = :handoff, handoff_at = :now",
+            extra_set="#e = :err, expires_at = :ttl, handoff = :handoff, "
+            "handoff_until = :handoff_until",
             values={
                 ":err": {"S": clip(error)},
                 ":ttl": self._ttl(now),
                 ":handoff": {"S": uuid.uuid4().hex},
-                ":now": {"N": repr(now)},
+                ":handoff_until": {"N": repr(handoff_until)},
             },
             event_item=event(Status.FAILED, now, error=error),
         )
 
-    def fail_abandoned(self, job_id: str, attempt: int, now: float) -> Write:
+    def fail_abandoned(
+        self, job_id: str, attempt: int, now: float, *, handoff_until: float
+    ) -> Write:
         """running with a lapsed lease and no attempts left -> failed (its worker died)."""
         error = "the last attempt's worker stopped before finishing (lease expired)"
         return self._write(
             job_id,
             "fail",
             update="SET #s = :failed, #e = :err, expires_at = :ttl, updated_at = :iso, "
-            "handoff = :handoff, handoff_at = :now, events = list_append(events, :ev) "
+            "handoff = :handoff, handoff_until = :handoff_until, "
+            "events = list_append(events, :ev) "
             "REMOVE lease_until",
             # Only the attempt we saw abandoned: a newer claim owns the job otherwise.
             condition="#s = :running AND attempt = :attempt AND attempt >= max_attempts "
@@ -217,6 +229,7 @@ class Transitions:
                 ":attempt": {"N": str(attempt)},
                 ":now": {"N": repr(now)},
                 ":handoff": {"S": uuid.uuid4().hex},
+                ":handoff_until": {"N": repr(handoff_until)},
                 ":err": {"S": error},
                 ":ttl": self._ttl(now),
                 ":iso": {"S": stored_time(now)},
@@ -270,18 +283,18 @@ class Transitions:
             "redrive",
             tenant=tenant,
             update="SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
-            f"{budget} REMOVE expires_at, lease_until, run_after, handoff, handoff_at, "
+            f"{budget} REMOVE expires_at, lease_until, run_after, handoff, handoff_until, "
             "dead_lettered",
             condition=condition,
             values=values,
         )
 
-    def take_handoff(self, job_id: str, seen: str | None, now: float) -> Write:
+    def take_handoff(self, job_id: str, seen: str | None, *, handoff_until: float) -> Write:
         """A failed job's DLQ send that never got marked: take a new token and send again."""
         values: Item = {
             ":failed": {"S": Status.FAILED},
             ":handoff": {"S": uuid.uuid4().hex},
-            ":now": {"N": repr(now)},
+            ":handoff_until": {"N": repr(handoff_until)},
         }
         if seen is None:
             seen_condition = "attribute_not_exists(handoff)"
@@ -291,7 +304,7 @@ class Transitions:
         return self._write(
             job_id,
             "take_handoff",
-            update="SET handoff = :handoff, handoff_at = :now",
+            update="SET handoff = :handoff, handoff_until = :handoff_until",
             # Two deliveries finding the same stale hand-off: one takes it, one sends.
             condition=f"#s = :failed AND attribute_not_exists(dead_lettered) AND {seen_condition}",
             values=values,
