@@ -159,7 +159,7 @@ class ProxyStats:
     faults: Counter[str] = field(default_factory=Counter)  # by kind
     faults_by_call: Counter[str] = field(default_factory=Counter)  # by "service operation kind"
     hooked: Counter[str] = field(default_factory=Counter)  # by hook action
-    gave_up: int = 0  # logical calls whose last allowed attempt got a fault
+    gave_up: int = 0  # logical calls whose last attempt got a fault (botocore gave up)
 
     def copy(self) -> ProxyStats:
         return ProxyStats(
@@ -194,6 +194,10 @@ class ChaosProxy(ServedInThread):
         self._lock = threading.Lock()
         self._stats = ProxyStats()
         self._persistent: set[str] = set()
+        # Per logical call (botocore's invocation id): did its latest attempt get a fault?
+        # Counted at the end rather than from `attempt >= max`: botocore only sometimes
+        # sends the max in amz-sdk-request (1.40 sends "attempt=N" alone).
+        self._last_faulted: dict[str, bool] = {}
         self._by_job: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
         self._server = _Server((HOST, port), _Handler)
         self._server.proxy = self
@@ -205,7 +209,9 @@ class ChaosProxy(ServedInThread):
     @property
     def stats(self) -> ProxyStats:
         with self._lock:
-            return self._stats.copy()
+            stats = self._stats.copy()
+            stats.gave_up = sum(self._last_faulted.values())
+            return stats
 
     def faults_by_job(self) -> dict[str, list[tuple[float, str, str]]]:
         """Per job id: (time, "service operation", fault kind) of every fault its calls got."""
@@ -236,12 +242,11 @@ class ChaosProxy(ServedInThread):
                 kind = PERSISTENT
             else:
                 kind = self.rates.pick(self._random.random())
+            self._last_faulted[call.invocation_id] = kind is not None
             if kind is None:
                 return None, None
             self._stats.faults[kind] += 1
             self._stats.faults_by_call[f"{call.service} {call.operation} {kind}"] += 1
-            if call.attempt >= call.max_attempts:
-                self._stats.gave_up += 1
         now = time.time()
         for job_id in call.job_ids():
             with self._lock:
