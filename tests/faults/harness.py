@@ -884,6 +884,7 @@ def account(suite: FaultSuite) -> Report:
 
     dlq_by_job: Counter[str] = Counter()  # live copies: the job's current hand-off token
     stale_dlq: Counter[str] = Counter()  # a sender killed between its DLQ send and its mark
+    resent_dlq: Counter[str] = Counter()  # the same token twice: a send retried by botocore
     other_dlq = 0
     for message in dlq:
         attributes = message.get("MessageAttributes", {})
@@ -893,6 +894,10 @@ def account(suite: FaultSuite) -> Report:
             other_dlq += 1
         elif job_id in jobs and token != jobs[job_id].handoff:
             stale_dlq[job_id] += 1
+        elif dlq_by_job[job_id]:
+            # SQS SendMessage is not idempotent: a send whose response was lost (a dropped
+            # connection) and which botocore retried leaves two copies under one token.
+            resent_dlq[job_id] += 1
         else:
             dlq_by_job[job_id] += 1
 
@@ -1004,7 +1009,8 @@ def account(suite: FaultSuite) -> Report:
         f"cancelled {outcomes['cancelled']}, lost {outcomes['lost']}, "
         f"completed twice {outcomes['completed twice']}",
         f"DLQ           {sum(dlq_by_job.values())} live messages for {len(dlq_by_job)} failed jobs"
-        f" ({sum(stale_dlq.values())} stale: a sender killed between its send and its mark); "
+        f" ({sum(stale_dlq.values())} stale: a sender killed between its send and its mark; "
+        f"{sum(resent_dlq.values())} resent: a DLQ send retried after its response was lost); "
         f"{other_dlq} other; job queue left with {suite.final_depth} messages",
         f"vs plan       as planned {len(jobs) - outcomes['lost'] - sum(changed.values())}; "
         f"changed by faults {dict(changed) or 0}; cancels {dict(Counter(ledger.cancels.values()))}",
