@@ -17,6 +17,8 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,27 +76,35 @@ def _outcome(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
 def _label(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
-    return {PermanentError: "permanent", RetryableError: "retry"}.get(type(exc), "error")
+    labels: dict[type[BaseException], str] = {PermanentError: "permanent", RetryableError: "retry"}
+    return labels.get(type(exc), "error")
+
+
+@contextmanager
+def _execution(ctx: JobContext) -> Iterator[None]:
+    """The `run` line now, the `end` line with the outcome however the body leaves."""
+    key = f"{ctx.job_id} {ctx.attempt}"
+    _record(f"run {key}")
+    failure: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        _record(f"end {key} {_label(failure)}")
 
 
 @task(name="chaos", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
       timeout_s=TASK_TIMEOUT_S)  # fmt: skip
 def chaos(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
     """A plain task (the worker's thread pool): a stall is merely left behind at the timeout."""
-    key = f"{ctx.job_id} {ctx.attempt}"
-    _record(f"run {key}")
-    failure: BaseException | None = None
-    try:
+    with _execution(ctx):
         if ctx.attempt <= payload.stall_until:
             _stall(payload.stall_s)
         if payload.sleep_s:
             time.sleep(payload.sleep_s)
         return _outcome(payload, ctx)
-    except BaseException as exc:
-        failure = exc
-        raise
-    finally:
-        _record(f"end {key} {_label(failure)}")
 
 
 @task(name="chaos_async", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
@@ -103,17 +113,9 @@ async def chaos_async(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
     """The same as an `async def` task on the worker's event loop. A stall blocks the loop
     (time.sleep), as a task stuck in C code would: no timeout can fire, so it returns late
     after its lease lapsed (fencing decides), or never, if the function's timeout kills it."""
-    key = f"{ctx.job_id} {ctx.attempt}"
-    _record(f"run {key}")
-    failure: BaseException | None = None
-    try:
+    with _execution(ctx):
         if ctx.attempt <= payload.stall_until:
             time.sleep(payload.stall_s)  # blocks the loop on purpose
         if payload.sleep_s:
             await asyncio.sleep(payload.sleep_s)
         return _outcome(payload, ctx)
-    except BaseException as exc:
-        failure = exc
-        raise
-    finally:
-        _record(f"end {key} {_label(failure)}")
