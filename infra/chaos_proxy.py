@@ -43,7 +43,6 @@ _HOP_BY_HOP = frozenset(
      "content-length", "trailer"}
 )  # fmt: skip
 _ATTEMPT = re.compile(r"attempt=(\d+)")
-_MAX = re.compile(r"max=(\d+)")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 # Fault kinds, as counted and recorded.
@@ -92,7 +91,6 @@ class Call:
     operation: str
     invocation_id: str  # botocore's amz-sdk-invocation-id: one logical call, all its retries
     attempt: int
-    max_attempts: int
 
     @property
     def json(self) -> dict[str, Any]:
@@ -331,12 +329,10 @@ def describe(method: str, path: str, headers: dict[str, str], body: bytes) -> Ca
         service = "sqs" if "QueueUrl" in form or "QueueName" in form else ""
     sdk = headers.get("amz-sdk-request", "")
     attempt = _ATTEMPT.search(sdk)
-    most = _MAX.search(sdk)
     return Call(
         method=method, path=path, headers=headers, body=body, service=service,
         operation=operation, invocation_id=headers.get("amz-sdk-invocation-id", str(uuid.uuid4())),
         attempt=int(attempt.group(1)) if attempt else 1,
-        max_attempts=int(most.group(1)) if most else 1,
     )  # fmt: skip
 
 

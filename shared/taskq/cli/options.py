@@ -21,7 +21,7 @@ import typer
 
 from taskq.dlq import Selector
 from taskq.errors import UsageError
-from taskq.models import IDEMPOTENCY_KEY_PATTERN, is_job_id
+from taskq.models import IDEMPOTENCY_KEY_RULE, is_idempotency_key, is_job_id
 from taskq.text import first_line
 
 MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
@@ -110,8 +110,8 @@ def key_id(value: str) -> str:
 
 def idempotency_key(value: str | None) -> str | None:
     """The key, when the API would accept it too (so a script can switch between them)."""
-    if value is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
-        raise UsageError("--idempotency-key must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if value is not None and not is_idempotency_key(value):
+        raise UsageError(f"--idempotency-key must be {IDEMPOTENCY_KEY_RULE}")
     return value
 
 

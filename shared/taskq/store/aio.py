@@ -10,7 +10,7 @@ from taskq.aio import AsyncCaller, ThreadedClient
 from taskq.aws import ConditionFailed
 from taskq.models import Job
 from taskq.store.jobstore import JobStore
-from taskq.store.reads import visible
+from taskq.store.reads import get_request, visible
 from taskq.store.transitions import Transitions, Write
 
 
@@ -50,6 +50,5 @@ class AsyncJobStore:
 
     async def find(self, job_id: str) -> Job | None:
         """The job, or None if missing or expired (a consistent read)."""
-        request = {"TableName": self.table, "Key": {"id": {"S": job_id}}, "ConsistentRead": True}
-        response = await self.db.call("get_item", request)
+        response = await self.db.call("get_item", get_request(self.table, job_id))
         return visible(response.get("Item"), self.clock())

@@ -11,7 +11,7 @@ from taskq.aws import ConditionFailed
 from taskq.models import Job
 from taskq.store.batches import until_processed
 from taskq.store.codec import NewJob, new_item, to_job
-from taskq.store.reads import JobReader
+from taskq.store.reads import JobReader, get_request
 from taskq.store.transitions import HANDOFF_HOLD_S, Transitions, Write
 
 BATCH_WRITE_MAX = 25  # BatchWriteItem's limit per call
@@ -40,9 +40,9 @@ class JobStore(JobReader):
         try:
             self._send("put_item", put.request)
         except ConditionFailed as failed:
-            existing = failed.item or self._send("get_item", self.get_request(new.job_id)).get(
-                "Item"
-            )
+            existing = failed.item
+            if not existing:  # DynamoDB returned no item with the refusal: read it
+                existing = self._send("get_item", get_request(self.table, new.job_id)).get("Item")
             if existing is None:  # deleted between the two calls: try once more
                 return self.create(new)
             return put.refused(existing)

@@ -20,6 +20,11 @@ LIST_LIMIT_MAX = 100
 BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
 
 
+def get_request(table: str, job_id: str) -> dict[str, Any]:
+    """A consistent GetItem: a job failed a moment ago is seen as failed."""
+    return {"TableName": table, "Key": key(job_id), "ConsistentRead": True}
+
+
 def visible(item: Item | None, now: float, tenant: str | None = None) -> Job | None:
     """The job an item holds, or None if missing, expired, or another tenant's."""
     if item is None or is_expired(number(item, "expires_at"), now):
@@ -38,13 +43,9 @@ class JobReader:
         self.db = dynamodb
         self.clock = clock
 
-    def get_request(self, job_id: str) -> dict[str, Any]:
-        """A consistent GetItem: a job failed a moment ago is seen as failed."""
-        return {"TableName": self.table, "Key": key(job_id), "ConsistentRead": True}
-
     def find(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None if missing, expired, or (with `tenant`) another tenant's."""
-        item = self._send("get_item", self.get_request(job_id)).get("Item")
+        item = self._send("get_item", get_request(self.table, job_id)).get("Item")
         return visible(item, self.clock(), tenant)
 
     def get(self, job_id: str, tenant: str | None = None) -> Job:
