@@ -1,0 +1,1 @@
+"""Delayed jobs and periodic schedules."""
