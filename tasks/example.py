@@ -31,3 +31,16 @@ async def greet(payload: GreetPayload, ctx: JobContext) -> dict[str, object]:
     """Waits `delay_s` without blocking the worker, then returns a greeting (the job's result)."""
     await asyncio.sleep(payload.delay_s)
     return {"greeting": f"Hello, {payload.name}!", "attempt": ctx.attempt}
+
+
+class TidyPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    older_than_days: int = Field(default=30, ge=1, le=3650)
+
+
+@task(schedule="rate(1 minute)", schedule_payload={"older_than_days": 30}, timeout_s=10)
+def tidy(payload: TidyPayload, ctx: JobContext) -> dict[str, object]:
+    """A periodic task: the clock creates exactly one job of it per minute (on the minute,
+    UTC), however many clocks run. `taskq schedules ls` shows it; `pause tidy` stops it.
+    A nightly one would read: @task(schedule="cron(0 3 * * ? *)", schedule_tz="Europe/Berlin")."""
+    return {"checked_older_than_days": payload.older_than_days, "job": ctx.job_id}

@@ -29,6 +29,8 @@ class Env:
     DEFAULT_MAX_ATTEMPTS = "TASKQ_DEFAULT_MAX_ATTEMPTS"
     STALE_AFTER_SECONDS = "TASKQ_STALE_AFTER_SECONDS"
     BATCH_CONCURRENCY = "TASKQ_BATCH_CONCURRENCY"
+    DELAY_DIRECT_MAX_SECONDS = "TASKQ_DELAY_DIRECT_MAX_SECONDS"
+    CLOCK_LOOKAHEAD_SECONDS = "TASKQ_CLOCK_LOOKAHEAD_SECONDS"
     STACK = "TASKQ_STACK"
     ACTOR = "TASKQ_ACTOR"
     ENDPOINT_URL = "AWS_ENDPOINT_URL"
@@ -53,6 +55,12 @@ class Settings:
     auth_required: bool = True  # production default; `make dev` turns it off, loudly
     keys_table: str | None = None
     batch_concurrency: int = 10  # records of one SQS batch in flight at once (the worker)
+    # A delay up to this rides on the SQS message (DelaySeconds); longer ones wait in the
+    # due index for the clock. Tests lower it to see the index path without waiting.
+    delay_direct_max_s: int = 900
+    # How far ahead each clock tick sends wake-ups and creates periodic fires: above the
+    # clock's period (60 s on AWS), at most SQS's 900 s delay.
+    clock_lookahead_s: int = 180
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +89,8 @@ class Settings:
             auth_required=auth == "required",
             keys_table=env.get(Env.KEYS_TABLE) or None,
             batch_concurrency=_int(env, Env.BATCH_CONCURRENCY, 10, low=1, high=100),
+            delay_direct_max_s=_int(env, Env.DELAY_DIRECT_MAX_SECONDS, 900, low=0, high=900),
+            clock_lookahead_s=_int(env, Env.CLOCK_LOOKAHEAD_SECONDS, 180, low=1, high=900),
         )
 
 

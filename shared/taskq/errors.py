@@ -33,6 +33,10 @@ class UnknownTask(InvalidRequest):
     """The job names a task that no registered module defines."""
 
 
+class UnknownSchedule(InvalidRequest):
+    """An operator named a schedule that no registered task declares."""
+
+
 class PayloadTooLarge(InvalidRequest):
     """The job would not fit in DynamoDB's item or SQS's message limits."""
 

@@ -23,7 +23,8 @@ from taskq.errors import (
 )
 from taskq.log import logger
 from taskq.models import DEFAULT_TENANT, Job, JobRequest, Status
-from taskq.queue import JobQueue
+from taskq.queue import SQS_DELAY_MAX_S, JobQueue
+from taskq.scheduling.delays import message_delay, wakes_by_clock
 from taskq.store import JobStore, NewJob
 from taskq.tasks import TaskRegistry
 
@@ -46,20 +47,26 @@ class JobService:
         registry: TaskRegistry,
         *,
         default_max_attempts: int = 3,
+        direct_delay_max_s: int = SQS_DELAY_MAX_S,
     ) -> None:
         self.store = store
         self.queue = queue
         self.registry = registry
         self.default_max_attempts = default_max_attempts
+        # Delays up to this ride on the SQS message; longer ones wait in the due index.
+        self.direct_delay_max_s = direct_delay_max_s
 
     def submit(
         self,
         request: JobRequest,
         idempotency_key: str | None = None,
         tenant: str = DEFAULT_TENANT,
+        *,
+        schedule: str | None = None,
     ) -> Submitted:
-        """Validate, store (pending), then enqueue. A failed send is recovered by the sweeper."""
-        submitted = self._store_one(self._prepare(request, idempotency_key, tenant))
+        """Validate, store (pending or scheduled), then enqueue (a delayed job's message
+        waits in SQS, or in the due index). A failed send is recovered by the sweeper."""
+        submitted = self._store_one(self._prepare(request, idempotency_key, tenant, schedule))
         if not submitted.replayed:
             self._enqueue(submitted.job)
         return submitted
@@ -93,18 +100,30 @@ class JobService:
             created = []
         for (index, _), job in zip(fresh, created, strict=False):
             outcomes[index] = Submitted(job, replayed=False)
-        to_send = [o.job for o in outcomes if isinstance(o, Submitted) and not o.replayed]
+        now = self.store.clock()
+        to_send = [
+            (o.job.id, o.job.task, delay)
+            for o in outcomes
+            if isinstance(o, Submitted) and not o.replayed
+            if (delay := message_delay(o.job, now)) is not None
+        ]
         try:
-            unsent = self.queue.send_many([(job.id, job.task) for job in to_send])
+            unsent = self.queue.send_many(to_send)
         except BackendError:
-            unsent = [job.id for job in to_send]
+            unsent = [job_id for job_id, _, _ in to_send]
         if unsent:
             logger.error(
                 "batch enqueue incomplete; the sweeper will re-send", extra={"jobs": unsent}
             )
         return outcomes
 
-    def _prepare(self, request: JobRequest, idempotency_key: str | None, tenant: str) -> NewJob:
+    def _prepare(
+        self,
+        request: JobRequest,
+        idempotency_key: str | None,
+        tenant: str,
+        schedule: str | None = None,
+    ) -> NewJob:
         task = self.registry.get(request.task)
         parsed = task.parse(request.payload)
         try:
@@ -120,14 +139,20 @@ class JobService:
                 f"payload is larger than {PAYLOAD_MAX_BYTES} bytes", field="payload"
             )
         max_attempts = request.max_attempts or task.policy.max_attempts or self.default_max_attempts
+        now = self.store.clock()
+        run_at = request.run_at_epoch(now)
+        identity = {"task": task.name, "payload": payload, "max": max_attempts}
         return NewJob(
             job_id=new_job_id(idempotency_key, tenant),
             task=task.name,
             payload_json=payload_json,
             max_attempts=max_attempts,
             idempotency_key=idempotency_key,
-            request_hash=_hash({"task": task.name, "payload": payload, "max": max_attempts}),
+            request_hash=_hash({**identity, **request.timing()}),
             tenant=tenant,
+            run_at=run_at,
+            wakes_by_clock=wakes_by_clock(run_at, now, self.direct_delay_max_s),
+            schedule=schedule,
         )
 
     def _store_one(self, new: NewJob) -> Submitted:
@@ -143,6 +168,10 @@ class JobService:
 
     def get(self, job_id: str, tenant: str | None = None) -> Job:
         return self.store.get(job_id, tenant)
+
+    def find_by_key(self, idempotency_key: str, tenant: str) -> Job | None:
+        """The job an idempotency key made, if it exists (its id derives from the key)."""
+        return self.store.find(new_job_id(idempotency_key, tenant), tenant)
 
     def list_jobs(
         self,
@@ -175,7 +204,8 @@ class JobService:
         return self.store.record_event(job_id, kind, detail)
 
     def cancel(self, job_id: str, tenant: str | None = None) -> Job:
-        """pending/retrying -> cancelled; its message, when received, is acknowledged unrun."""
+        """scheduled/pending/retrying -> cancelled; its message, when received (a scheduled
+        job's wake-up too), is acknowledged unrun."""
         return self.store.cancel(job_id, tenant)
 
     def redrive(
@@ -193,8 +223,11 @@ class JobService:
         return job
 
     def _enqueue(self, job: Job) -> None:
+        delay = message_delay(job, self.store.clock())
+        if delay is None:  # in the due index: the clock sends its message when it is due
+            return
         try:
-            self.queue.send(job.id, job.task)
+            self.queue.send(job.id, job.task, delay)
         except BackendError:
             # The job is stored: the sweeper re-sends jobs left pending this long.
             logger.exception("enqueue failed; the sweeper will re-send", extra={"job_id": job.id})

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -16,6 +18,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -25,6 +28,7 @@ TASK_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 # A listing cursor is URL-safe base64 without padding (taskq.store.codec makes it); the
 # pattern only says which strings can be one: a cursor is valid only as it was handed out.
 CURSOR_PATTERN = r"^[A-Za-z0-9_\-]+$"
+DELAY_MAX_S = 365 * 86400  # the furthest a job may be scheduled ahead (delay_s or run_at)
 PAYLOAD_DEPTH_MAX = 32  # levels of objects and arrays in a payload, the payload itself first
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 DEFAULT_TENANT = "default"  # every job's tenant while authentication is off
@@ -44,6 +48,24 @@ def _json_integer(value: Any) -> Any:
 # The bounds before the validator: after it, pydantic writes them as ge/le, not JSON Schema's
 # minimum/maximum, and the OpenAPI schema would lose them.
 AttemptBudget = Annotated[int, Field(ge=1, le=10), BeforeValidator(_json_integer)]
+DelaySeconds = Annotated[int, Field(ge=0, le=DELAY_MAX_S), BeforeValidator(_json_integer)]
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """run_at is RFC 3339 text with an offset; pydantic would also take a bare number as
+    epoch seconds, which a client cannot tell from a mistake."""
+    if not isinstance(value, str | datetime):
+        raise PydanticCustomError(
+            "datetime_type", "Input should be an RFC 3339 date-time with an offset"
+        )
+    return value
+
+
+RunAt = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    Field(description="RFC 3339 with an offset, e.g. 2027-01-31T09:00:00+01:00"),
+]
 
 
 _IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -60,6 +82,7 @@ def is_idempotency_key(value: str) -> bool:
 
 
 class Status(StrEnum):
+    SCHEDULED = "scheduled"  # delayed: waits for its run_at before anyone may claim it
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -111,6 +134,9 @@ class Job(BaseModel):
     handoff: str | None = None
     handoff_until: float | None = None
     dead_lettered: bool = False
+    run_at: float | None = Field(default=None, description="epoch seconds it was asked to run")
+    schedule: str | None = Field(default=None, description="the periodic schedule that fired it")
+    wakes_by_clock: bool = False  # delayed past SQS's reach: the clock sends its message
 
 
 # --- HTTP shapes ---------------------------------------------------------------
@@ -132,6 +158,13 @@ class _JobFields(BaseModel):
     max_attempts: AttemptBudget | None = Field(
         default=None, description="overrides the task's attempt budget"
     )
+    delay_s: DelaySeconds | None = Field(
+        default=None, description="run no sooner than this many seconds from now (not with run_at)"
+    )
+    run_at: RunAt | None = Field(
+        default=None,
+        description="run no sooner than this time, at most 365 days ahead; a past time runs now",
+    )
 
 
 class JobRequest(_JobFields):
@@ -150,6 +183,35 @@ class JobRequest(_JobFields):
             )
             raise ValidationError.from_exception_data(cls.__name__, [error])
         return payload
+
+    @model_validator(mode="after")
+    def _one_time(self) -> JobRequest:
+        """delay_s or run_at, not both; and run_at no further than delay_s may reach."""
+        if self.delay_s is not None and self.run_at is not None:
+            _refuse(self, "run_at", "delay_exclusive", "give delay_s or run_at, not both")
+        if self.run_at is not None and self.run_at.timestamp() - time.time() > DELAY_MAX_S:
+            _refuse(self, "run_at", "run_at_too_far", "must be at most 365 days from now")
+        return self
+
+    def run_at_epoch(self, now: float) -> float | None:
+        """When the job may first run (None: at once, no time was asked)."""
+        if self.run_at is not None:
+            return self.run_at.timestamp()
+        return None if self.delay_s is None else now + self.delay_s
+
+    def timing(self) -> dict[str, Any]:
+        """The time the client asked for, as it asked: part of an idempotent request's
+        identity (delay_s, not the instant it resolves to, so a retried submit matches)."""
+        if self.run_at is not None:
+            return {"run_at": self.run_at.timestamp()}
+        return {} if self.delay_s is None else {"delay_s": self.delay_s}
+
+
+def _refuse(model: BaseModel, field: str, kind: str, message: str) -> None:
+    error = InitErrorDetails(
+        type=PydanticCustomError(kind, message), loc=(field,), input=getattr(model, field)
+    )
+    raise ValidationError.from_exception_data(type(model).__name__, [error])
 
 
 class BatchItem(_JobFields):
@@ -185,6 +247,8 @@ class JobOut(BaseModel):
     updated_at: datetime
     run_after: datetime | None = None
     expires_at: datetime | None = None
+    run_at: datetime | None = Field(default=None, description="the time it was asked to run")
+    schedule: str | None = Field(default=None, description="the periodic schedule that fired it")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -201,6 +265,8 @@ class JobOut(BaseModel):
             updated_at=job.updated_at,
             run_after=_dt(job.run_after),
             expires_at=_dt(job.expires_at),
+            run_at=_dt(job.run_at),
+            schedule=job.schedule,
         )
 
 

@@ -13,6 +13,7 @@ from taskq.backoff import visibility_timeout
 from taskq.models import QueueMessage
 
 SEND_BATCH_MAX = 10  # SendMessageBatch / DeleteMessageBatch take at most 10 entries
+SQS_DELAY_MAX_S = 900  # the longest DelaySeconds SQS accepts on a message
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,27 @@ class JobQueue:
         self.queue_url = queue_url
         self.dlq_url = dlq_url
 
-    def send(self, job_id: str, task: str) -> str:
+    def send(self, job_id: str, task: str, delay_s: int = 0) -> str:
+        """Queue a job's message; `delay_s` (at most SQS's 900) hides it until then."""
         body = QueueMessage(job_id=job_id, task=task).model_dump_json()
-        response = self._call("send_message", QueueUrl=self.queue_url, MessageBody=body)
+        response = self._call(
+            "send_message", QueueUrl=self.queue_url, MessageBody=body, **_delay(delay_s)
+        )
         return str(response["MessageId"])
 
-    def send_many(self, jobs: Sequence[tuple[str, str]]) -> list[str]:
-        """Send several jobs' messages; returns the ids of jobs whose send failed."""
+    def send_many(self, jobs: Sequence[tuple[str, str, int]]) -> list[str]:
+        """Send several jobs' messages, each (job id, task, delay_s); returns the ids of
+        jobs whose send failed."""
         failed: list[str] = []
         for start in range(0, len(jobs), SEND_BATCH_MAX):
             chunk = jobs[start : start + SEND_BATCH_MAX]
             entries = [
-                {"Id": str(i), "MessageBody": QueueMessage(job_id=j, task=t).model_dump_json()}
-                for i, (j, t) in enumerate(chunk)
+                {
+                    "Id": str(i),
+                    "MessageBody": QueueMessage(job_id=j, task=t).model_dump_json(),
+                    **_delay(d),
+                }
+                for i, (j, t, d) in enumerate(chunk)
             ]
             response = self._call("send_message_batch", QueueUrl=self.queue_url, Entries=entries)
             failed.extend(chunk[int(f["Id"])][0] for f in response.get("Failed", []))
@@ -139,6 +148,13 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
         body=message.get("Body", ""),
         attributes={**message.get("Attributes", {}), **attrs},
     )
+
+
+def _delay(seconds: int) -> dict[str, Any]:
+    """SendMessage's DelaySeconds, only when there is one: SQS takes 0 to 900."""
+    if not 0 <= seconds <= SQS_DELAY_MAX_S:
+        raise ValueError(f"an SQS delay is 0 to {SQS_DELAY_MAX_S} seconds, not {seconds}")
+    return {"DelaySeconds": seconds} if seconds else {}
 
 
 def delay_request(queue_url: str, receipt_handle: str, seconds: int) -> dict[str, Any]:

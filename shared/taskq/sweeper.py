@@ -3,6 +3,7 @@
 - A job stored but never sent (the API crashed between the write and the send).
 - A job whose worker died and whose message is gone (deleted, or expired).
 - A retry whose message was lost.
+- A delayed job whose wake-up message was lost.
 
 Each is found by a Query on the status index and re-sent once per sweep window:
 the store's mark_requeued is conditional on the version read, so two sweepers at
@@ -44,6 +45,7 @@ def sweep(
         Status.PENDING: "pending and never claimed",
         Status.RUNNING: "lease expired",
         Status.RETRYING: "retry overdue",
+        Status.SCHEDULED: "scheduled, overdue",
     }
     for status, reason in reasons.items():
         count = 0

@@ -10,14 +10,15 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from taskq.config import MAX_ATTEMPTS_LIMIT
-from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownTask
+from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownSchedule, UnknownTask
 from taskq.models import TASK_NAME_PATTERN
+from taskq.scheduling.declared import PeriodicSchedule, ScheduleSpec, bind_schedules
 from taskq.text import first_validation_error
 
 _TASK_NAME_RE = re.compile(TASK_NAME_PATTERN)
@@ -64,6 +65,7 @@ class Task:
     fn: TaskFn
     payload_model: type[BaseModel]
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    schedules: tuple[PeriodicSchedule, ...] = ()  # periodic fires (taskq.scheduling)
 
     def parse(self, payload: Any) -> BaseModel:
         """Validate a payload, naming the offending field in the error."""
@@ -96,15 +98,30 @@ class TaskRegistry:
         backoff_cap_s: float = 300.0,
         timeout_s: float = 20.0,
         permanent: tuple[type[BaseException], ...] = (),
+        schedule: ScheduleSpec = None,
+        schedule_tz: str = "UTC",
+        schedule_payload: dict[str, Any] | None = None,
+        schedule_overlap: bool = True,
     ) -> Callable[[TaskFn], TaskFn]:
         """Register `fn(payload, ctx)` (plain or `async def`) as a task. The payload
-        model defaults to fn's annotation."""
+        model defaults to fn's annotation. `schedule` makes it periodic: an EventBridge
+        expression (with `schedule_tz`, `schedule_payload`, `schedule_overlap`), or
+        several `Schedule(...)`s."""
 
         def register(fn: TaskFn) -> TaskFn:
             task_name = name or fn.__name__
             model = payload or _payload_annotation(fn)
             policy = RetryPolicy(max_attempts, backoff_base_s, backoff_cap_s, timeout_s, permanent)
-            self.add(Task(task_name, fn, model, policy))
+            unscheduled = Task(task_name, fn, model, policy)
+            schedules = bind_schedules(
+                task_name,
+                schedule,
+                tz=schedule_tz,
+                payload=schedule_payload,
+                overlap=schedule_overlap,
+                check_payload=unscheduled.parse,
+            )
+            self.add(replace(unscheduled, schedules=schedules))
             return fn
 
         return register
@@ -115,7 +132,25 @@ class TaskRegistry:
         existing = self._tasks.get(task.name)
         if existing is not None and existing.fn is not task.fn:
             raise ConfigError(f"task {task.name!r} is registered twice")
+        taken = {s.name: s.task for s in self.schedules() if s.task != task.name}
+        for schedule in task.schedules:
+            if schedule.name in taken:
+                raise ConfigError(
+                    f"schedule {schedule.name!r} of task {task.name!r} is also a schedule of "
+                    f"task {taken[schedule.name]!r}: name one of them differently"
+                )
         self._tasks[task.name] = task
+
+    def schedules(self) -> list[PeriodicSchedule]:
+        """Every periodic schedule of every registered task, by name."""
+        found = [s for t in self._tasks.values() for s in t.schedules]
+        return sorted(found, key=lambda s: s.name)
+
+    def schedule(self, name: str) -> PeriodicSchedule:
+        for found in self.schedules():
+            if found.name == name:
+                return found
+        raise UnknownSchedule(f"unknown schedule {name!r}", field="name")
 
     def get(self, name: str) -> Task:
         try:

@@ -27,6 +27,7 @@ from taskq.tasks import TaskRegistry, load_tasks
 if TYPE_CHECKING:
     from taskq.auth import Authenticator
     from taskq.jobs import JobService
+    from taskq.scheduling.periodic import ScheduleService
     from taskq.worker import Worker
 
 
@@ -50,7 +51,18 @@ class Services:
             self.queue,
             self.registry,
             default_max_attempts=self.settings.default_max_attempts,
+            direct_delay_max_s=self.settings.delay_direct_max_s,
         )
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        """The periodic schedules of the task modules: the clock fires them, operators
+        list, pause, resume and trigger them."""
+        from taskq.scheduling.periodic import ScheduleService
+        from taskq.scheduling.state import ScheduleStates
+
+        states = ScheduleStates(self.settings.table_name, self.store.db)
+        return ScheduleService(self.jobs, states, self.registry)
 
     @cached_property
     def auth(self) -> Authenticator | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -286,6 +287,10 @@ class Worker:
             await self._to_dlq(record, job)
         elif job.status == Status.RETRYING and (job.run_after or 0) > now + 1:
             await self._look_again(record, (job.run_after or now) - now + 1, "a retry not due")
+        elif job.status == Status.SCHEDULED and (job.run_after or 0) > now:
+            # Woken early (a duplicate, a sweeper's re-send): back when it is due.
+            due_in = math.ceil((job.run_after or now) - now)
+            await self._look_again(record, due_in, "a scheduled job not due")
         else:
             # pending/retrying with no attempts left, or a race we lost: look again soon.
             await self._look_again(record, 5, f"job is {job.status}")

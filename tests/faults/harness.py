@@ -58,6 +58,8 @@ from infra.template import FunctionSpec
 from taskq.backoff import LEASE_GRACE_S
 from taskq.models import TERMINAL, Job, QueueMessage, Status
 from taskq.store import to_job
+from tests.faults import scheduling
+from tests.faults.scheduling import ClockTally, delay_some
 from tests.integration.http import Reply, call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +100,7 @@ def deploy(endpoint_url: str, emulator_url: str, stage: str, log_path: Path) -> 
             **spec.environment,
             "TASKQ_CHAOS_LOG": str(log_path),
             "TASKQ_STALE_AFTER_SECONDS": str(STALE_S),
+            **scheduling.ENV,
         }
         spec = dataclasses.replace(spec, layers=(*spec.layers, LAYER_DIR), environment=env)
         if spec.logical_id == "WorkerFunction":
@@ -154,6 +157,7 @@ class JobPlan:
     cancel: bool = False
     lose_send: bool = False  # the API "crashes" between storing this job and sending it
     task: str = "chaos"  # or chaos_async: the same behaviour as an `async def` task
+    delay_s: int = 0  # asked to run this much later (tests/faults/scheduling.py)
 
     @property
     def key(self) -> str | None:
@@ -168,7 +172,8 @@ class JobPlan:
 
     @property
     def body(self) -> dict[str, Any]:
-        return {"task": self.task, "payload": self.payload, "max_attempts": self.max_attempts}
+        body = {"task": self.task, "payload": self.payload, "max_attempts": self.max_attempts}
+        return {**body, "delay_s": self.delay_s} if self.delay_s else body
 
 
 # kind, weight; at least two of each kind in any run so a small run covers every case
@@ -223,7 +228,7 @@ def make_plan(count: int, rng: random.Random) -> list[JobPlan]:
         plans.append(
             JobPlan(n, kind, payload, attempts, mode, cancel, lose_send and not cancel, task)
         )
-    return plans
+    return delay_some(plans, rng, cutoff)
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -363,6 +368,9 @@ class FaultSuite:
         self.stage = f"chaos{uuid.uuid4().hex[:8]}"
         self.cloud: LocalCloud | None = None
         self.second_sweeper: LocalFunction | None = None
+        self.second_clock: LocalFunction | None = None
+        self.clock_tally = ClockTally()
+        self.stopped_at = float("inf")  # when the drivers stopped (epoch s)
         self._direct: dict[str, Any] = {}
         self._cancel_queue: queue.Queue[tuple[float, str]] = queue.Queue()
         self._work: queue.Queue[list[JobPlan]] = queue.Queue()
@@ -400,8 +408,9 @@ class FaultSuite:
                 return self._run()
             finally:
                 self.stop.set()
-                if self.second_sweeper is not None:
-                    self.second_sweeper.close()
+                for second in (self.second_sweeper, self.second_clock):
+                    if second is not None:
+                        second.close()
                 self.cloud.stop()
         finally:
             self.proxy.stop()
@@ -419,6 +428,8 @@ class FaultSuite:
         )
         sweeper = self.cloud.functions["SweeperFunction"]
         self.second_sweeper = LocalFunction(sweeper.spec, extra_env=sweeper.extra_env)
+        clock = self.cloud.functions["ClockFunction"]
+        self.second_clock = LocalFunction(clock.spec, extra_env=clock.extra_env)
         self.proxy.hooks.append(self._crash_between_write_and_send)
         self.proxy.enabled = True
         for unit in self._units():
@@ -435,6 +446,7 @@ class FaultSuite:
             self._wait_terminal(deadline)
         finally:
             self.stop.set()
+            self.stopped_at = time.time()
             for thread in threads:
                 thread.join(30)
         self.proxy.enabled = False
@@ -685,28 +697,14 @@ class FaultSuite:
         return Forward(json.dumps({**data, "Entries": kept}).encode(), rewrite)
 
     def _sweeper(self) -> None:
-        """Two sweepers (two sandboxes) fired at the same moment, every few seconds."""
+        """Two sweepers, then two clocks (two sandboxes each), fired at the same moment,
+        every few seconds."""
         assert self.cloud is not None and self.second_sweeper is not None
+        assert self.second_clock is not None
         sweepers = (self.cloud.functions["SweeperFunction"], self.second_sweeper)
-        event = scheduled_event()
+        clocks = (self.cloud.functions["ClockFunction"], self.second_clock)
         while not self.stop.wait(SWEEP_EVERY_S):
-            reports: list[Any] = [None, None]
-
-            def one(index: int, function: LocalFunction, reports: list[Any] = reports) -> None:
-                try:
-                    reports[index] = function.invoke(event)
-                except InvokeError as exc:
-                    reports[index] = exc
-
-            pair = [
-                threading.Thread(target=one, args=(i, f), daemon=True)
-                for i, f in enumerate(sweepers)
-            ]
-            for thread in pair:
-                thread.start()
-            for thread in pair:
-                thread.join(60)
-            for report in reports:
+            for report in _race(sweepers):
                 if isinstance(report, dict):
                     self.ledger.note(
                         runs=1, skipped=int(report.get("skipped", 0)),
@@ -717,6 +715,8 @@ class FaultSuite:
                     self.ledger.note(runs=1, failed_runs=1)
                     with self.ledger.lock:
                         self.ledger.sweep_errors[str(report)[:160]] += 1
+            for report in _race(clocks):
+                self.clock_tally.add(report)
 
     # waiting
 
@@ -813,6 +813,29 @@ class FaultSuite:
         return list(seen.values())
 
 
+def _race(functions: Iterable[LocalFunction]) -> list[Any]:
+    """Invoke the functions with a scheduled event at the same moment; their answers (or
+    the InvokeError each raised), in order."""
+    event = scheduled_event()
+    targets = list(functions)
+    reports: list[Any] = [None] * len(targets)
+
+    def one(index: int, function: LocalFunction) -> None:
+        try:
+            reports[index] = function.invoke(event)
+        except InvokeError as exc:
+            reports[index] = exc
+
+    threads = [
+        threading.Thread(target=one, args=(i, f), daemon=True) for i, f in enumerate(targets)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return reports
+
+
 def _keyed_id(key: str) -> str:
     """The job id taskq derives from an idempotency key (tenant "default": auth is off)."""
     return hashlib.sha256(f"idempotency:default:{key}".encode()).hexdigest()[:32]
@@ -902,7 +925,7 @@ def account(suite: FaultSuite) -> Report:
             dlq_by_job[job_id] += 1
 
     accepted = dict(ledger.accepted)
-    ghosts = {job_id for job_id in jobs if job_id not in accepted}
+    ghosts = {job_id for job_id, job in jobs.items() if job_id not in accepted and not job.schedule}
     for job_id in sorted(set(accepted) - set(jobs)):
         violations.append(f"lost: job {job_id} (n={accepted[job_id]}) accepted but not stored")
     for n, status, detail in ledger.rejected:
@@ -920,6 +943,9 @@ def account(suite: FaultSuite) -> Report:
         plan = plans.get(n)
         runs = executions.get(job_id, [])
         histogram[len(runs)] += 1
+        if job.status == Status.SCHEDULED and (job.run_at or 0) > suite.stopped_at:
+            outcomes["not yet due"] += 1  # a periodic fire created ahead, due after the end
+            continue
         if job.status not in TERMINAL:
             outcomes["lost"] += 1
             violations.append(
@@ -996,6 +1022,13 @@ def account(suite: FaultSuite) -> Report:
         if count == 0:
             violations.append(f"never exercised: {name}")
 
+    first_runs = {
+        job_id: min(r.started for r in runs) for job_id, runs in executions.items() if runs
+    }
+    timing_lines, timing_violations = scheduling.account_scheduling(
+        jobs, first_runs, suite.stopped_at, suite.clock_tally
+    )
+    violations += timing_violations
     seconds = time.monotonic() - suite.started
     total_runs = sum(len(r) for r in executions.values())
     calls = sum(stats.calls.values())
@@ -1029,6 +1062,7 @@ def account(suite: FaultSuite) -> Report:
         f"retrying {sweeps['requeued_retrying']}; skipped {sweeps['skipped']}"
         + (f"; failures: {dict(ledger.sweep_errors)}" if ledger.sweep_errors else ""),
         f"client        retries {dict(ledger.client_retries)}",
+        *timing_lines,
         f"executions    {total_runs}; per job "
         + " | ".join(f"{k}: {histogram[k]}" for k in sorted(histogram)),
         f"queue wait    created -> first claim: {_percentiles(waits)}",

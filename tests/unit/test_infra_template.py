@@ -111,7 +111,11 @@ def tables(stack: Stack) -> dict[str, dict[str, Any]]:
 
 def test_jobs_table(stack: Stack) -> None:
     jobs = tables(stack)[f"taskq-{STAGE}-jobs"]
-    assert {i["IndexName"] for i in jobs["GlobalSecondaryIndexes"]} == {"by_status", "by_task"}
+    assert {i["IndexName"] for i in jobs["GlobalSecondaryIndexes"]} == {
+        "by_status",
+        "by_task",
+        "by_wake",
+    }
     assert jobs["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert jobs["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
 
@@ -145,8 +149,9 @@ def test_worker_event_source(stack: Stack) -> None:
 
 def test_functions_fully_resolved(stack: Stack) -> None:
     # The task modules (tasks/, through layers/tasks) go to the functions that run or
-    # validate tasks, after the library; the sweeper never imports them.
-    with_tasks = {function_with(stack, "HttpApi"), function_with(stack, "SQS")}
+    # validate tasks, or fire their schedules, after the library; the sweeper never
+    # imports them.
+    with_tasks = {function_with(stack, "HttpApi"), function_with(stack, "SQS"), "ClockFunction"}
     for lid in stack.logical_ids(FUNCTION):
         spec = stack.function(lid)
         assert spec.code_uri.is_absolute()
@@ -190,7 +195,9 @@ def test_bound_urls_and_parameters_win(template: dict[str, Any]) -> None:
 
 
 def test_schedule_and_routes(stack: Stack) -> None:
-    assert stack.schedules(function_with(stack, "Schedule")) == [60.0]
+    scheduled = [lid for lid in stack.logical_ids(FUNCTION) if stack.schedules(lid)]
+    assert sorted(scheduled) == ["ClockFunction", "SweeperFunction"]
+    assert all(stack.schedules(lid) == [60.0] for lid in scheduled)
     routes = stack.http_routes(function_with(stack, "HttpApi"))
     assert {r.key for r in routes} == {"ANY /{proxy+}", "ANY /"}
     assert stack.layer_dirs() == {

@@ -11,6 +11,7 @@ a permission nothing uses any more.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import taskq.aws
 from infra.provision import Resources, provision
 from infra.template import FUNCTION, TABLE, Stack, load_template
 from taskq.auth import KeyStore
+from taskq.scheduling.state import ScheduleState, ScheduleStates
 from taskq.store import JobStore, NewJob
 from tests.lambda_harness import (
     TEMPLATE,
@@ -37,6 +39,7 @@ from tests.lambda_harness import (
 )
 
 REGION = "us-east-1"
+SCHEDULED_TASKS = Path(__file__).resolve().parents[1] / "integration" / "layer"
 Grant = tuple[str, str]  # (IAM action, logical id of the resource, or "*")
 
 # What SQS and DynamoDB authorise a call by, when it is not the call's own name.
@@ -213,7 +216,13 @@ def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        params = {"Stage": "iam", "AuthMode": "required"}
+        # A module with periodic schedules, so the clock's every path runs.
+        monkeypatch.syspath_prepend(str(SCHEDULED_TASKS))
+        params = {
+            "Stage": "iam",
+            "AuthMode": "required",
+            "TaskModules": "taskq.demo_tasks,scheduled_tasks",
+        }
         resources = provision(Stack.from_file(TEMPLATE, parameters=params), endpoint_url=None)
         account = next(iter(resources.queue_arns.values())).split(":")[4]
         stack = Stack.from_file(TEMPLATE, parameters=params, account_id=account).bind(
@@ -288,6 +297,24 @@ def exercise(world: World) -> None:
         "SweeperFunction", {"source": "aws.events", "detail-type": "Scheduled Event"}
     )
     assert sum(report["requeued"].values()) >= 1, report
+    exercise_clock(world, old_job="f" * 32)
+
+
+def exercise_clock(world: World, old_job: str) -> None:
+    """The clock: a delayed job woken, periodic fires created, a serial schedule's
+    overlap check (its previous job read), and the schedules' state read and moved."""
+    now = time.time()
+    table = world.resources.tables["JobsTable"]
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    JobStore(table, ddb).create(
+        NewJob("e" * 32, "echo", "{}", 3, run_at=now + 60, wakes_by_clock=True)
+    )
+    ScheduleStates(table, ddb).advance(ScheduleState("serial_beat"), now - 90, old_job)
+    tick = {"source": "aws.events", "detail-type": "Scheduled Event"}
+    report = world.call("ClockFunction", tick)
+    assert report["delayed"]["promoted"] == 1, report
+    assert report["periodic"]["fired"] >= 3, report  # two beats ahead, the serial one caught up
+    assert world.call("ClockFunction", tick)["periodic"]["fired"] == 0
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +323,9 @@ def exercised(world: World) -> World:
     return world
 
 
-@pytest.mark.parametrize("function", ["ApiFunction", "WorkerFunction", "SweeperFunction"])
+@pytest.mark.parametrize(
+    "function", ["ApiFunction", "WorkerFunction", "SweeperFunction", "ClockFunction"]
+)
 def test_each_role_allows_exactly_what_its_function_does(exercised: World, function: str) -> None:
     doc = load_template(TEMPLATE)
     allowed = granted(doc, function)

@@ -132,7 +132,8 @@ def _job_request(item: BatchItem) -> JobRequest | InvalidRequest:
     """The item as a JobRequest (its payload checked as POST /jobs checks one), or the
     item's own 422: what the payload check finds is the item's problem, not the batch's."""
     try:
-        return JobRequest(task=item.task, payload=item.payload, max_attempts=item.max_attempts)
+        fields = item.model_dump(exclude={"idempotency_key"}, exclude_unset=True)
+        return JobRequest(**{**fields, "payload": item.payload, "run_at": item.run_at})
     except ValidationError as exc:
         where, message = first_validation_error(exc)
         return InvalidRequest(f"{where}: {message}", field=where)
@@ -186,7 +187,8 @@ def job_events(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> Event
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses={**_JOB, 409: PROBLEM})
 def cancel_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
-    """Only a pending or retrying job can be cancelled; a running one answers 409."""
+    """Only a scheduled, pending or retrying job can be cancelled; a running one answers
+    409. A cancelled scheduled job never runs, even when its wake-up comes later."""
     return JobOut.of(svc.jobs.cancel(job_id, tenant))
 
 

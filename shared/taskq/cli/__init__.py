@@ -26,7 +26,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from taskq.cli import dlq, jobs, keys
+from taskq.cli import dlq, jobs, keys, schedules
 from taskq.cli.context import CommandFailed, OperatorContext, default_actor
 from taskq.config import Env
 from taskq.errors import (
@@ -67,6 +67,7 @@ app.add_typer(jobs.commands)  # submit, status, events, cancel, stats: top-level
 app.add_typer(jobs.jobs_app, name="jobs", epilog=EXIT_CODES)
 app.add_typer(dlq.app, name="dlq", epilog=EXIT_CODES)
 app.add_typer(keys.app, name="keys", epilog=EXIT_CODES)
+app.add_typer(schedules.app, name="schedules", epilog=EXIT_CODES)
 
 
 @app.callback()

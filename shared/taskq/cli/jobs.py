@@ -51,6 +51,8 @@ def submit(
     tenant: Annotated[
         str, typer.Option("--tenant", metavar="TENANT", help="The tenant the job belongs to.")
     ] = DEFAULT_TENANT,
+    delay: options.DelayOpt = None,
+    run_at: options.RunAtOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds --wait waits at most.")
@@ -61,7 +63,13 @@ def submit(
     key = options.idempotency_key(idempotency_key)
     body = options.parse_payload(payload)
     try:
-        request = JobRequest(task=task, payload=body, max_attempts=max_attempts)
+        request = JobRequest(
+            task=task,
+            payload=body,
+            max_attempts=max_attempts,
+            delay_s=None if delay is None else int(delay),
+            run_at=run_at,
+        )
     except ValidationError as exc:
         where, message = first_validation_error(exc)
         raise UsageError(f"{where}: {message}") from None

@@ -178,6 +178,18 @@ OlderOpt = Annotated[
 NewerOpt = Annotated[
     float | None, _duration_option("--newer-than", "Failed at most this long ago (30s, 7d).")
 ]
+DelayOpt = Annotated[
+    float | None,
+    _duration_option("--delay", "Run no sooner than this from now (8s, 20m, 2d; up to 365d)."),
+]
+RunAtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run-at",
+        metavar="TIME",
+        help="Run no sooner than this RFC 3339 time, e.g. 2027-01-31T09:00:00+01:00.",
+    ),
+]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every message (when no selector is given).")]
 MaxOpt = Annotated[
     int | None, typer.Option("--max", min=1, help="Take at most this many messages.")

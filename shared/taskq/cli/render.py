@@ -20,9 +20,10 @@ from rich.table import Table
 
 from taskq.auth import ApiKey
 from taskq.dlq import Action, DeadEntry, Outcome, Report
-from taskq.models import Job, JobOut
+from taskq.models import Job, JobOut, Status
+from taskq.scheduling.periodic import ScheduleView
 from taskq.stats import Stats
-from taskq.text import first_line, readable_time
+from taskq.text import first_line, iso_seconds, readable_time
 
 SHOW_ROWS = 50  # rows of a redrive/purge summary shown to people (all of them in --json)
 KEY_COLUMNS = ("key_id", "tenant", "name", "created_at", "revoked_at")
@@ -58,8 +59,10 @@ def age_span(seconds: float) -> str:
 
 
 def when(epoch: float) -> str:
-    """The time and how long ago it was: an operator reading a table wants both."""
-    return f"{readable_time(epoch)} ({age_span(time.time() - epoch)} ago)"
+    """The time and how long ago it was (or how soon it comes): an operator wants both."""
+    ago = time.time() - epoch
+    relative = f"{age_span(ago)} ago" if ago >= 0 else f"in {age_span(-ago)}"
+    return f"{readable_time(epoch)} ({relative})"
 
 
 def clip(text: str | None, width: int = 80) -> str:
@@ -118,7 +121,13 @@ def show_job(out: Console, job: Job, as_json: bool, note: str = "") -> None:
         "payload": json.dumps(job.payload),
         "result": None if job.result is None else json.dumps(job.result),
         "error": job.error,
-        "retry at": None if shown.run_after is None else when(shown.run_after.timestamp()),
+        "run at": None if shown.run_at is None else when(shown.run_at.timestamp()),
+        "schedule": job.schedule,
+        "retry at": (
+            None
+            if shown.run_after is None or job.status != Status.RETRYING
+            else when(shown.run_after.timestamp())
+        ),
         "expires": None if shown.expires_at is None else shown.expires_at.isoformat(),
     }
     out.print(_fields(rows))
@@ -320,3 +329,41 @@ def progress(err: Console, name: str, total: int | None) -> Iterator[Callable[[O
             bar.update(task, advance=1, description=f"{outcome.action} {outcome.entry.job_id}")
 
         yield advance
+
+
+# --- schedules ---------------------------------------------------------------------
+
+
+def schedule_row(view: ScheduleView) -> dict[str, Any]:
+    """A periodic schedule as `schedules ls --json` prints it."""
+    schedule, state = view.schedule, view.state
+    return {
+        "name": schedule.name,
+        "task": schedule.task,
+        "expression": schedule.expression.text,
+        "tz": schedule.expression.tz,
+        "overlap": schedule.overlap,
+        "catch_up_s": schedule.catch_up_s,
+        "paused": state.paused,
+        "changed_by": state.changed_by,
+        "next_fires": [iso_seconds(t) for t in view.next_fires],
+        "last_job": state.last_job,
+    }
+
+
+def schedules_table(views: Iterable[ScheduleView]) -> Table:
+    table = _table(
+        "name", "task", "expression", "state", "next fire", "last job", no_wrap=("name",)
+    )
+    for view in views:
+        expression = view.schedule.expression
+        tz = "" if expression.tz == "UTC" else f" {expression.tz}"
+        table.add_row(
+            view.schedule.name,
+            view.schedule.task,
+            f"{expression.text}{tz}",
+            "paused" if view.state.paused else "active",
+            when(view.next_fires[0]) if view.next_fires else "never",
+            view.state.last_job or "",
+        )
+    return table

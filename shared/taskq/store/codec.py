@@ -21,6 +21,12 @@ Item = dict[str, Any]
 ERROR_MAX_CHARS = 2000  # keep one error from eating the 400 KB item budget
 DETAIL_MAX_CHARS = 200
 CURSOR_MAX_CHARS = 1024
+# The wake index (by_wake) holds only scheduled jobs, sorted by due time, in two
+# partitions by what wakes them: the clock (delayed past SQS's 15 minutes, no message yet),
+# or the SQS message already sent. The clock reads the first, the sweeper the second, each
+# with one Query over just the jobs due by then.
+WAKE_BY_CLOCK = "clock"
+WAKE_BY_MESSAGE = "sqs"
 
 
 @dataclass(frozen=True)
@@ -34,15 +40,23 @@ class NewJob:
     idempotency_key: str | None = None
     request_hash: str | None = None
     tenant: str = DEFAULT_TENANT
+    run_at: float | None = None  # asked to run then (epoch seconds); None: at once
+    wakes_by_clock: bool = False  # too far ahead for an SQS delay: the clock sends it
+    schedule: str | None = None  # the periodic schedule whose fire this is
+
+    def is_scheduled(self, now: float) -> bool:
+        """Not to be run yet: created `scheduled`, claimable from run_at on."""
+        return self.run_at is not None and self.run_at > now
 
 
 def new_item(new: NewJob, now: float) -> Item:
-    """The item of a job just submitted: pending, attempt 0, its first event."""
+    """The item of a job just submitted: pending (or scheduled), attempt 0, its first event."""
+    status = Status.SCHEDULED if new.is_scheduled(now) else Status.PENDING
     item: Item = {
         "id": {"S": new.job_id},
         "task": {"S": new.task},
         "payload": {"S": new.payload_json},
-        "status": {"S": Status.PENDING},
+        "status": {"S": status},
         "attempt": {"N": "0"},
         "max_attempts": {"N": str(new.max_attempts)},
         "created_at": {"S": stored_time(now)},
@@ -50,8 +64,16 @@ def new_item(new: NewJob, now: float) -> Item:
         "tenant": {"S": new.tenant},
         # The indexes' sort key: a tenant's jobs form one key range, in time order.
         "tenant_created": {"S": f"{new.tenant}#{stored_time(now)}"},
-        "events": {"L": [event(Status.PENDING, now)]},
+        "events": {"L": [event(status, now)]},
     }
+    if new.run_at is not None:
+        item["run_at"] = {"N": repr(new.run_at)}
+    if status == Status.SCHEDULED:
+        item["run_after"] = {"N": repr(new.run_at)}  # the claim's gate, as for a retry
+        item["wake"] = {"S": WAKE_BY_CLOCK if new.wakes_by_clock else WAKE_BY_MESSAGE}
+        item["wake_at"] = {"N": repr(new.run_at)}
+    if new.schedule:
+        item["schedule"] = {"S": new.schedule}
     if new.idempotency_key:
         item["idempotency_key"] = {"S": new.idempotency_key}
     if new.request_hash:
@@ -146,6 +168,9 @@ def to_job(item: Mapping[str, Any]) -> Job:
         handoff=text("handoff"),
         handoff_until=number(item, "handoff_until"),
         dead_lettered=bool(item.get("dead_lettered", {}).get("BOOL")),
+        run_at=number(item, "run_at"),
+        schedule=text("schedule"),
+        wakes_by_clock=item.get("wake", {}).get("S") == WAKE_BY_CLOCK,
     )
 
 

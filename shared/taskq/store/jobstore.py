@@ -117,6 +117,10 @@ class JobStore(JobReader):
         """An audit note (e.g. "its DLQ message was purged"); the status stays."""
         return self.apply(self.transitions.record_event(job_id, kind, detail, self.clock()))
 
+    def promote(self, job_id: str) -> Job:
+        """Take a delayed job out of the due index (once, even with two clocks)."""
+        return self.apply(self.transitions.promote(job_id))
+
     def mark_requeued(self, job: Job, reason: str) -> Job:
         """The sweeper re-sent the job's message (once, even with two sweepers)."""
         return self.apply(self.transitions.mark_requeued(job, reason, self.clock()))

@@ -13,7 +13,16 @@ from taskq.backoff import is_expired
 from taskq.errors import InvalidRequest, JobNotFound
 from taskq.models import Job, Status
 from taskq.store.batches import until_processed
-from taskq.store.codec import Item, decode_cursor, encode_cursor, key, number, to_job
+from taskq.store.codec import (
+    WAKE_BY_CLOCK,
+    WAKE_BY_MESSAGE,
+    Item,
+    decode_cursor,
+    encode_cursor,
+    key,
+    number,
+    to_job,
+)
 from taskq.text import stored_time
 
 LIST_LIMIT_MAX = 100
@@ -106,32 +115,54 @@ class JobReader:
         """Jobs of `status` whose clock ran out before `before`: the sweeper's work list.
 
         pending: not touched since (never claimed); running: lease lapsed; retrying:
-        retry overdue. Each is a Query on the status index, never a Scan.
+        overdue; scheduled: overdue though its message was sent. Each is a Query on an
+        index (status, or wake for scheduled jobs), never a Scan.
         """
-        field, value = {
-            Status.PENDING: ("updated_at", {"S": stored_time(before)}),
-            Status.RUNNING: ("lease_until", {"N": repr(before)}),
-            Status.RETRYING: ("run_after", {"N": repr(before)}),
-        }[status]
-        args: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": "by_status",
-            "KeyConditionExpression": "#s = :s",
-            # updated_at too: a job the sweeper re-sent waits a full window before the next.
-            "FilterExpression": "#f < :before AND updated_at < :before_iso",
-            "ExpressionAttributeNames": {"#s": "status", "#f": field},
-            "ExpressionAttributeValues": {
-                ":s": {"S": status},
-                ":before": value,
-                ":before_iso": {"S": stored_time(before)},
-            },
-        }
+        # updated_at too: a job the sweeper re-sent waits a full window before the next.
+        recent = "updated_at < :before_iso"
+        before_iso = {":before_iso": {"S": stored_time(before)}}
+        if status == Status.SCHEDULED:
+            # Only those whose message was sent: the wake index holds them by due time, so
+            # months of future jobs are not read to find the few overdue.
+            args = self._wake_query(
+                WAKE_BY_MESSAGE, "wake_at < :before", {":before": {"N": repr(before)}, **before_iso}
+            )
+            args["FilterExpression"] = recent
+        else:
+            field, value = {
+                Status.PENDING: ("updated_at", {"S": stored_time(before)}),
+                Status.RUNNING: ("lease_until", {"N": repr(before)}),
+                Status.RETRYING: ("run_after", {"N": repr(before)}),
+            }[status]
+            args = {
+                "TableName": self.table,
+                "IndexName": "by_status",
+                "KeyConditionExpression": "#s = :s",
+                "FilterExpression": f"#f < :before AND {recent}",
+                "ExpressionAttributeNames": {"#s": "status", "#f": field},
+                "ExpressionAttributeValues": {":s": {"S": status}, ":before": value, **before_iso},
+            }
         jobs: list[Job] = []
         for page in self._pages(args):
             jobs.extend(to_job(item) for item in page.get("Items", []))
             if len(jobs) >= limit:
                 break
         return jobs[:limit]
+
+    def due(self, until: float, limit: int = 100) -> list[Job]:
+        """Scheduled jobs the clock wakes (delayed past SQS's 15 minutes) due by `until`,
+        soonest first: one Query on the sparse wake index, which holds nothing else."""
+        args = self._wake_query(WAKE_BY_CLOCK, "wake_at <= :until", {":until": {"N": repr(until)}})
+        args["Limit"] = max(1, min(limit, 1000))
+        return [to_job(item) for item in self._send("query", args).get("Items", [])]
+
+    def _wake_query(self, wake: str, condition: str, values: Item) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "IndexName": "by_wake",
+            "KeyConditionExpression": f"wake = :wake AND {condition}",
+            "ExpressionAttributeValues": {":wake": {"S": wake}, **values},
+        }
 
     def count_by_status(self, status: Status) -> int:
         """Unexpired jobs in `status`, by a COUNT Query on the status index (never a Scan).

@@ -8,9 +8,12 @@ requests; neither holds a copy of the conditions.
 
 transition      from                          condition, besides existing      writes
 --------------  ----------------------------  -------------------------------  ----------------
-create          (no item)                     no item, or only an expired one  pending item
-claim           pending; retrying when due;   attempt < max_attempts, and the  running,
-                running with a lapsed lease   message names the job's task     attempt + 1, lease
+create          (no item)                     no item, or only an expired one  pending item, or
+                                                                               scheduled (run_at
+                                                                               ahead)
+claim           pending; retrying or          attempt < max_attempts, and the  running,
+                scheduled when due; running   message names the job's task     attempt + 1, lease
+                with a lapsed lease
 complete        running                       attempt = the claimed attempt    completed, result,
                                               (the fencing token)              expires_at
 retry           running                       attempt = the claimed attempt    retrying, error,
@@ -22,7 +25,11 @@ fail_abandoned  running, lease lapsed,        attempt = the attempt seen       f
 take_handoff    failed, not dead-lettered     the hand-off token seen (stale)  a new token
 mark_dead_      failed                        hand-off token = the sender's    dead_lettered
   lettered
-cancel          pending, retrying             tenant matches, when given       cancelled, TTL
+cancel          scheduled, pending, retrying  tenant matches, when given       cancelled, TTL;
+                                                                               out of the wake
+                                                                               index
+promote         scheduled, to be woken by     still so (two clocks: one sends  woken by its
+                the clock                     its message)                     message
 redrive         failed                        keeping the count: attempt =     pending; attempt 0
                                               the count read just before       or budget + 1;
                                                                                hand-off removed
@@ -50,7 +57,18 @@ from typing import Any
 from taskq.backoff import expires_at, is_expired
 from taskq.errors import InvalidTransition, JobNotFound
 from taskq.models import Job, Status
-from taskq.store.codec import Item, NewJob, clip, event, key, new_item, number, to_job
+from taskq.store.codec import (
+    WAKE_BY_CLOCK,
+    WAKE_BY_MESSAGE,
+    Item,
+    NewJob,
+    clip,
+    event,
+    key,
+    new_item,
+    number,
+    to_job,
+)
 from taskq.text import STORED_TIME_FORMAT, stored_time
 
 # How long a DLQ hand-off is held when its sender's invocation deadline is unknown (no
@@ -139,20 +157,25 @@ class Transitions:
             job_id,
             "claim",
             update="SET #s = :running, attempt = attempt + :one, lease_until = :lease, "
-            "updated_at = :iso, events = list_append(events, :ev) REMOVE run_after",
+            "updated_at = :iso, events = list_append(events, :ev) "
+            "REMOVE run_after, wake, wake_at",
             # A duplicate delivery of a finished job, or one still running under a live
             # lease elsewhere, must not run it again; nor may a retry start early.
             # A message naming another task (forged, corrupt, an older deployment's) must
             # not run or change the job.
+            # A delayed job's early wake-up (a duplicate, a sweeper's re-send) finds it
+            # not yet due and leaves it scheduled.
             condition="attempt < max_attempts AND "
             + ("#t = :task AND " if task is not None else "")
             + "((#s = :pending) OR (#s = :retrying AND run_after <= :now_slack) OR "
+            "(#s = :scheduled AND run_after <= :now) OR "
             "(#s = :running AND lease_until < :now))",
             values={
                 **values,
                 ":running": {"S": Status.RUNNING},
                 ":pending": {"S": Status.PENDING},
                 ":retrying": {"S": Status.RETRYING},
+                ":scheduled": {"S": Status.SCHEDULED},
                 ":one": {"N": "1"},
                 ":lease": {"N": repr(lease_until)},
                 ":now": {"N": repr(now)},
@@ -243,16 +266,34 @@ class Transitions:
             "cancel",
             tenant=tenant,
             update="SET #s = :cancelled, expires_at = :ttl, updated_at = :iso, "
-            "events = list_append(events, :ev) REMOVE run_after",
-            # A worker may claim the job at this instant: only one of the two wins.
-            condition="#s IN (:pending, :retrying)",
+            "events = list_append(events, :ev) REMOVE run_after, wake, wake_at",
+            # A worker may claim the job at this instant: only one of the two wins. A
+            # cancelled scheduled job's wake-up, when it comes, finds it cancelled.
+            condition="#s IN (:pending, :retrying, :scheduled)",
             values={
                 ":cancelled": {"S": Status.CANCELLED},
                 ":pending": {"S": Status.PENDING},
                 ":retrying": {"S": Status.RETRYING},
+                ":scheduled": {"S": Status.SCHEDULED},
                 ":ttl": self._ttl(now),
                 ":iso": {"S": stored_time(now)},
                 ":ev": {"L": [event(Status.CANCELLED, now)]},
+            },
+        )
+
+    def promote(self, job_id: str) -> Write:
+        """A scheduled job the clock wakes: its message is about to be sent (by SQS from now)."""
+        return self._write(
+            job_id,
+            "promote",
+            update="SET wake = :message",
+            # Two clocks reading the index at once: only one sends the message. A job
+            # cancelled or claimed meanwhile has left the index and is left alone.
+            condition="#s = :scheduled AND wake = :clock",
+            values={
+                ":scheduled": {"S": Status.SCHEDULED},
+                ":clock": {"S": WAKE_BY_CLOCK},
+                ":message": {"S": WAKE_BY_MESSAGE},
             },
         )
 
@@ -400,7 +441,10 @@ class Transitions:
     ) -> Write:
         write_id = uuid.uuid4().hex
         # A token per write, so a retried call can tell the item its first try wrote.
-        update = "SET write_id = :write, " + update.removeprefix("SET ")
+        if update.startswith("SET "):
+            update = "SET write_id = :write, " + update.removeprefix("SET ")
+        else:
+            update = f"SET write_id = :write {update}"
         values = {**values, ":write": {"S": write_id}}
         if tenant is not None:
             # Part of the condition, so no read-then-write gap lets a caller touch

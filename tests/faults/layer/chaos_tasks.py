@@ -119,3 +119,16 @@ async def chaos_async(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
         if payload.sleep_s:
             await asyncio.sleep(payload.sleep_s)
         return _outcome(payload, ctx)
+
+
+class BeatPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(default=-1, description="not a planned job: the suite keys fires by time")
+
+
+@task(name="chaos_beat", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
+      timeout_s=TASK_TIMEOUT_S, schedule="rate(1 minute)")  # fmt: skip
+def chaos_beat(payload: BeatPayload, ctx: JobContext) -> dict[str, Any]:
+    """A periodic task, fired every minute by two racing clocks under the same faults."""
+    with _execution(ctx):
+        return {"n": payload.n, "attempt": ctx.attempt}
