@@ -21,7 +21,7 @@ from taskq.models import Job, Status
 from taskq.queue import DeadLetter, parse_body
 from taskq.text import first_line, iso_seconds
 
-LIVE = frozenset({Status.PENDING, Status.RUNNING, Status.RETRYING})
+LIVE = frozenset({Status.SCHEDULED, Status.PENDING, Status.RUNNING, Status.RETRYING})
 STALE = frozenset({Status.COMPLETED, Status.CANCELLED})
 
 

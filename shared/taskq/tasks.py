@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -68,9 +69,14 @@ class Task:
     schedules: tuple[PeriodicSchedule, ...] = ()  # periodic fires (taskq.scheduling)
 
     def parse(self, payload: Any) -> BaseModel:
-        """Validate a payload, naming the offending field in the error."""
+        """Validate a payload as the JSON it is, naming the offending field in the error.
+
+        Strict JSON mode: what the payload schema (GET /tasks) says is what passes. Lax
+        Python mode would take `true` or `"3"` for an integer and 5 for a string, values a
+        client's own schema validation refuses."""
         try:
-            return self.payload_model.model_validate(payload)
+            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            return self.payload_model.model_validate_json(text, strict=True)
         except ValidationError as exc:
             where, message = first_validation_error(exc, "payload")
             raise InvalidRequest(f"{where}: {message}", field=where) from None

@@ -57,6 +57,7 @@ from infra.sandbox import InvokeError, LocalFunction
 from infra.template import FunctionSpec
 from taskq.backoff import LEASE_GRACE_S
 from taskq.models import TERMINAL, Job, QueueMessage, Status
+from taskq.scheduling.state import is_schedule_item
 from taskq.store import to_job
 from tests.faults import scheduling
 from tests.faults.scheduling import ClockTally, delay_some
@@ -777,7 +778,7 @@ class FaultSuite:
         jobs: list[Job] = []
         while True:
             page = ddb.scan(**args)
-            jobs += [to_job(item) for item in page.get("Items", [])]
+            jobs += [to_job(i) for i in page.get("Items", []) if not is_schedule_item(i)]
             if "LastEvaluatedKey" not in page:
                 return jobs
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]

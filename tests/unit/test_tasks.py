@@ -108,3 +108,27 @@ def test_authentication_is_required_unless_turned_off() -> None:
     assert Settings.from_env(env | {"TASKQ_KEYS_TABLE": "k"}).auth_required
     with pytest.raises(ConfigError, match="TASKQ_AUTH"):
         Settings.from_env(env | {"TASKQ_AUTH": "maybe"})
+
+
+class Strict(BaseModel):
+    n: int = 0
+    s: str = ""
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [({"n": True}, "payload.n"), ({"n": "3"}, "payload.n"), ({"s": 5}, "payload.s")],
+)
+def test_payloads_are_checked_as_strict_json(payload: dict[str, object], field: str) -> None:
+    """What the payload schema says passes; lax coercions (true -> 1, "3" -> 3) do not."""
+    registry = TaskRegistry()
+
+    @registry.task()
+    def strict(p: Strict, ctx: JobContext) -> None:
+        return None
+
+    task = registry.get("strict")
+    assert task.parse({"n": 3, "s": "x"}) == Strict(n=3, s="x")
+    with pytest.raises(InvalidRequest) as refused:
+        task.parse(payload)
+    assert refused.value.field == field

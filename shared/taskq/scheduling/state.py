@@ -17,7 +17,7 @@ from taskq.aws import ConditionFailed, call
 from taskq.store.batches import until_processed
 from taskq.text import stored_time
 
-_PREFIX = "schedule:"
+_PREFIX = "schedule:"  # a job id is 32 hex digits: no job's id starts so
 BATCH_GET_MAX = 100
 
 
@@ -115,6 +115,11 @@ class ScheduleStates:
 
     def _send(self, operation: str, kwargs: dict[str, Any]) -> Any:
         return call(self.db, "DynamoDB", operation, kwargs)
+
+
+def is_schedule_item(item: dict[str, Any]) -> bool:
+    """Whether a jobs-table item is a schedule's state (what a Scan of the table meets)."""
+    return str(item.get("id", {}).get("S", "")).startswith(_PREFIX)
 
 
 def _key(name: str) -> dict[str, Any]:
