@@ -142,7 +142,9 @@ def test_queues_and_redrive(stack: Stack) -> None:
 def test_worker_event_source(stack: Stack) -> None:
     event = stack.sqs_event(function_with(stack, "SQS"))
     assert event is not None
-    assert (event.batch_size, event.max_batching_window_s, event.maximum_concurrency) == (10, 1, 5)
+    assert (event.batch_size, event.max_batching_window_s, event.maximum_concurrency) == (10, 0, 5)
+    windowed = Stack(stack.template, parameters={"Stage": STAGE, "BatchingWindow": "2"}, root=ROOT)
+    assert windowed.sqs_event(function_with(windowed, "SQS")).max_batching_window_s == 2  # type: ignore[union-attr]
     assert event.function_response_types == ("ReportBatchItemFailures",)
     assert event.report_batch_item_failures
 

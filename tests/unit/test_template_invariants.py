@@ -69,7 +69,10 @@ def problems(doc: dict[str, Any]) -> list[str]:
             # AWS: at least six times the function's timeout, plus the batching window.
             visibility = int(qprops.get("VisibilityTimeout", 30))
             timeout = int(props.get("Timeout", 3))
-            window = int(ev["Properties"].get("MaximumBatchingWindowInSeconds", 0))
+            window_value = ev["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+            if isinstance(window_value, dict):  # !Ref a parameter: its largest value
+                window_value = doc["Parameters"][window_value["Ref"]]["MaxValue"]
+            window = int(window_value)
             if visibility < 6 * timeout + window:
                 out.append(
                     f"{queue}: VisibilityTimeout {visibility} s is under 6 x {lid}'s "

@@ -184,8 +184,8 @@ class ScheduleService:
         request = self._request(schedule, None)
         job = self.jobs.submit(request, None, DEFAULT_TENANT, schedule=schedule.name).job
         self.states.note_job(name, job.id)
-        logger.info("schedule triggered", extra={"schedule": name, "job_id": job.id, "by": actor})
-        return job
+        # Who ran it by hand, in its history (the job may already be running: no status).
+        return self.jobs.record_event(job.id, "triggered", actor)
 
     def _cancel(self, job: Job) -> bool:
         try:
