@@ -33,9 +33,10 @@ LAYER = Path(__file__).resolve().parents[1] / "integration" / "layer"
 MODULES = "taskq.demo_tasks,scheduled_tasks"
 DIRECT_MAX_S = 2
 LOOKAHEAD_S = 3
-# A delayed job starts this soon after its time at the latest: 1 s, plus the worker's
-# batching window (MaximumBatchingWindowInSeconds: 1 in template.yaml).
-PRECISION_S = 2.0
+# A delayed job starts within 1 s of its time plus the worker's batching window (BatchingWindow,
+# 0 s by default in template.yaml); measured 0.4-0.9 s here. The bound leaves CI's noisy
+# machines half a second more.
+PRECISION_S = 1.5
 
 
 @dataclasses.dataclass
@@ -89,6 +90,7 @@ def test_a_job_delayed_on_its_message_starts_on_time_not_before(stack: Scheduled
     run_at = datetime.fromisoformat(job["run_at"]).timestamp()
     done = wait_for_status(stack.cloud.api_url, job["id"], {"completed"}, timeout=20)
     (started,) = stack.started_at(done["id"])
+    print(f"delayed by message: started {started - run_at:.3f} s after its time")
     assert run_at <= started <= run_at + PRECISION_S
 
 
@@ -101,6 +103,7 @@ def test_a_job_delayed_past_the_message_limit_is_woken_by_the_clock(stack: Sched
     run_at = datetime.fromisoformat(job["run_at"]).timestamp()
     wait_for_status(stack.cloud.api_url, job["id"], {"completed"}, timeout=25)
     (started,) = stack.started_at(job["id"])
+    print(f"delayed by the clock: started {started - run_at:.3f} s after its time")
     assert run_at <= started <= run_at + PRECISION_S
 
 
