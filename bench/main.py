@@ -182,12 +182,15 @@ def _measure(ctx: runs.Context, results: dict[str, Any], celery: bool) -> None:
     }
     progress(f"one retry: {sizes.retry_jobs} jobs that fail once (1 s backoff)")
     results["retry"] = runs.retry_path(ctx)
+    progress(f"a concurrency cap: {sizes.retry_jobs} no-op jobs under a cap of 5")
+    results["capped"] = runs.capped_path(ctx)
     results["scaling"] = runs.scaling(ctx)
     drain = _template_row(results["scaling"], spec.maximum_concurrency, spec.batch_size)
     results["calls"] = {
         **({"happy path, backlog": _both(results["submit"]["single"], drain)} if drain else {}),
         "happy path, steady flow": taskq_runs[0]["calls"],
         "one retry": results["retry"]["calls"],
+        "capped (cap 5)": results["capped"]["calls"],
         "emulator ceiling": ceiling_runs[0]["calls"],
     }
     if celery and ctx.over_budget():

@@ -575,13 +575,23 @@ def e2e_ceiling(ctx: Context, name: str, n: int, interval_s: float = 0.0) -> dic
 
 def retry_path(ctx: Context) -> dict[str, Any]:
     """Jobs that fail once, then succeed (the demo task `fail` with times=1; backoff 1 s)."""
+    return batch_path(ctx, "retry", {"task": "fail", "payload": {"times": 1}})
+
+
+def capped_path(ctx: Context) -> dict[str, Any]:
+    """No-op jobs under a concurrency cap of 5 (the probe's `noop_capped`): what a cap's
+    slot (read, take, give back) and its waits add to a job's calls."""
+    return batch_path(ctx, "capped", {"task": "noop_capped", "payload": {}})
+
+
+def batch_path(ctx: Context, name: str, job: dict[str, Any]) -> dict[str, Any]:
+    """`sizes.retry_jobs` copies of `job` in one POST /jobs:batch, drained by the worker
+    with the template's poller settings; their calls per job."""
     stack, sizes = ctx.stack, ctx.sizes
     spec = stack.template_sqs
     stack.run_poller(spec.maximum_concurrency, spec.batch_size)
-    phase = Phase(ctx, "retry")
-    body = json.dumps(
-        {"jobs": [{"task": "fail", "payload": {"times": 1}}] * sizes.retry_jobs}
-    ).encode()
+    phase = Phase(ctx, name)
+    body = json.dumps({"jobs": [job] * sizes.retry_jobs}).encode()
     replies = submit(ctx, "/jobs:batch", [body], 1)
     ids = [i for r in replies for i in r[3]]
     deadline = time.monotonic() + sizes.deadline_s
@@ -604,7 +614,7 @@ def retry_path(ctx: Context) -> dict[str, Any]:
         "calls_worker": calls_summary(data.group(stack, "worker"), jobs),
         "capacity_per_job": capacity_per_job(ctx, own, jobs),
         "usage": usage_parts(ctx, data, jobs),
-        "window": "retry",
+        "window": name,
         "latency_ms": stats_ms([t["completed"] - t["pending"] for t in times.values()]),
     }
 

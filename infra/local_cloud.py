@@ -69,7 +69,8 @@ class LocalCloud(Service):
         self.stack: Stack | None = None
         self.resources = Resources({}, {}, {})
         self.functions: dict[str, LocalFunction] = {}
-        self.pollers: dict[str, EventSourcePoller] = {}
+        self.pollers: dict[str, EventSourcePoller] = {}  # each function's first mapping
+        self.mappings: dict[str, EventSourcePoller] = {}  # every one, by "Function.Event"
         self.schedulers: dict[str, Scheduler] = {}
         self.gateway: LocalGateway | None = None
         self._api_function: str | None = None
@@ -122,8 +123,14 @@ class LocalCloud(Service):
         extra_env = local_env(self.endpoint_url, self.region)
         routes: list[tuple[HttpRoute, LocalFunction]] = []
         for lid in stack.logical_ids(FUNCTION):
-            http, sqs, periods = stack.http_routes(lid), stack.sqs_event(lid), stack.schedules(lid)
-            concurrency = max(API_CONCURRENCY if http else 1, sqs.maximum_concurrency if sqs else 1)
+            http, events, periods = (
+                stack.http_routes(lid),
+                stack.sqs_events(lid),
+                stack.schedules(lid),
+            )
+            # Lambda scales a function to the sum of its mappings' maximum concurrency.
+            mapped = sum(event.maximum_concurrency for event in events)
+            concurrency = max(API_CONCURRENCY if http else 1, mapped)
             spec = stack.function(lid)
             function = LocalFunction(
                 self.customize(spec) if self.customize else spec,
@@ -135,12 +142,13 @@ class LocalCloud(Service):
             routes += [(route, function) for route in http]
             if http and self._api_function is None:
                 self._api_function = lid
-            if sqs is not None:
+            for sqs in events:
                 poller = EventSourcePoller(
                     function, stack.queue_url(sqs.queue), stack.queue_arn(sqs.queue), sqs,
                     endpoint_url=self.endpoint_url, region=self.region,
                 )  # fmt: skip
-                self.pollers[lid] = poller
+                self.mappings[f"{lid}.{sqs.name}"] = poller
+                self.pollers.setdefault(lid, poller)  # its first (default-priority) queue's
             if periods and self.start_scheduler:
                 self.schedulers[lid] = Scheduler(
                     function, periods, region=self.region, account_id=account,
@@ -155,7 +163,7 @@ class LocalCloud(Service):
                 throttle=TokenBucket(*limits) if limits else None,
             )  # fmt: skip
             self._stoppers.append(self.gateway.start().stop)
-        for poller in self.pollers.values():
+        for poller in self.mappings.values():
             self._stoppers.append(poller.start().stop)
         for scheduler in self.schedulers.values():
             self._stoppers.append(scheduler.start().stop)

@@ -112,6 +112,7 @@ class SqsEventSpec:
     """One SQS event source mapping, as Lambda would configure it."""
 
     queue: str  # logical id of the AWS::SQS::Queue
+    name: str = ""  # the event's name in the template (one mapping per event)
     batch_size: int = 10
     max_batching_window_s: float = 0
     function_response_types: tuple[str, ...] = ()
@@ -273,14 +274,25 @@ class Stack:
         )
 
     def sqs_event(self, logical_id: str) -> SqsEventSpec | None:
-        """The function's (single) enabled SQS event source, or None."""
+        """The function's first enabled SQS event source (its default queue's), or None."""
+        events = self.sqs_events(logical_id)
+        return events[0] if events else None
+
+    def sqs_events(self, logical_id: str) -> list[SqsEventSpec]:
+        """Every enabled SQS event source of the function, in template order: one event
+        source mapping (and one local poller) each, as Lambda runs them."""
         events = self._events(logical_id, "SQS", _SQS_EVENT_KEYS)
-        events = [(n, p) for n, p in events if p.get("Enabled", True) is not False]
-        if not events:
-            return None
-        if len(events) > 1:
-            raise TemplateError(f"{logical_id}.Events: more than one SQS event is not supported")
-        name, props = events[0]
+        specs = [
+            self._sqs_event(logical_id, name, props)
+            for name, props in events
+            if props.get("Enabled", True) is not False
+        ]
+        queues = [spec.queue for spec in specs]
+        if len(set(queues)) != len(queues):
+            raise TemplateError(f"{logical_id}.Events: two SQS events on one queue")
+        return specs
+
+    def _sqs_event(self, logical_id: str, name: str, props: dict[str, Any]) -> SqsEventSpec:
         where = f"{logical_id}.Events.{name}.Properties"
         queue = _get_att_target(props.get("Queue"), "Arn")
         if queue is None or _type(self.resources.get(queue)) != QUEUE:
@@ -302,7 +314,7 @@ class Stack:
             scaling.get("MaximumConcurrency", DEFAULT_SQS_CONCURRENCY),
             f"{where}.ScalingConfig.MaximumConcurrency", 2, 1000,
         )  # fmt: skip
-        return SqsEventSpec(queue, batch, window, tuple(types), concurrency)
+        return SqsEventSpec(queue, name, batch, window, tuple(types), concurrency)
 
     def schedules(self, logical_id: str) -> list[float]:
         """Periods in seconds of the function's enabled `rate(...)` Schedule events."""

@@ -39,6 +39,11 @@ def noop(payload: NoopPayload, ctx: JobContext) -> None:
     """Does nothing: what is left of a job's cost is taskq's own."""
 
 
+@task(timeout_s=5, concurrency=5)
+def noop_capped(payload: NoopPayload, ctx: JobContext) -> None:
+    """`noop` under a concurrency cap of 5: what a cap adds to a job's calls."""
+
+
 class CallRecorder:
     """Appends `time source service operation status retries items returned ms` per call.
 

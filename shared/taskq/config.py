@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from taskq.errors import ConfigError
+from taskq.models import Priority
 
 DEFAULT_TASK_MODULES = ("taskq.demo_tasks",)
 
@@ -20,7 +21,9 @@ class Env:
     """The environment variables taskq reads: one spelling for the functions and the CLI."""
 
     TABLE = "TASKQ_TABLE"
-    QUEUE_URL = "TASKQ_QUEUE_URL"
+    QUEUE_URL = "TASKQ_QUEUE_URL"  # the default priority's job queue
+    HIGH_QUEUE_URL = "TASKQ_HIGH_QUEUE_URL"
+    LOW_QUEUE_URL = "TASKQ_LOW_QUEUE_URL"
     DLQ_URL = "TASKQ_DLQ_URL"
     KEYS_TABLE = "TASKQ_KEYS_TABLE"
     AUTH = "TASKQ_AUTH"
@@ -46,6 +49,8 @@ class Settings:
     table_name: str
     queue_url: str
     dlq_url: str
+    high_queue_url: str | None = None  # None: high-priority jobs share the default queue
+    low_queue_url: str | None = None
     region: str = "us-east-1"
     endpoint_url: str | None = None
     task_modules: tuple[str, ...] = DEFAULT_TASK_MODULES
@@ -77,6 +82,8 @@ class Settings:
         return cls(
             table_name=env[Env.TABLE],
             queue_url=env[Env.QUEUE_URL],
+            high_queue_url=env.get(Env.HIGH_QUEUE_URL) or None,
+            low_queue_url=env.get(Env.LOW_QUEUE_URL) or None,
             dlq_url=env[Env.DLQ_URL],
             region=env.get(Env.REGION) or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get(Env.ENDPOINT_URL) or None,
@@ -105,6 +112,12 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def priority_urls(config: Settings) -> dict[Priority, str]:
+    """The job queues of the priorities other than the default, as configured."""
+    urls = {Priority.HIGH: config.high_queue_url, Priority.LOW: config.low_queue_url}
+    return {priority: url for priority, url in urls.items() if url}
 
 
 @lru_cache(maxsize=1)

@@ -366,7 +366,7 @@ class DeadLetters:
         try:
             if bucket is not None:
                 bucket.acquire()
-            self.queue.send(job.id, job.task)
+            self.queue.send(job.id, job.task, priority=job.priority)
         except BackendError as exc:
             return Outcome(
                 entry,

@@ -22,8 +22,8 @@ from taskq.errors import (
     TaskqError,
 )
 from taskq.log import logger
-from taskq.models import DEFAULT_TENANT, Job, JobRequest, Status
-from taskq.queue import SQS_DELAY_MAX_S, JobQueue
+from taskq.models import DEFAULT_TENANT, Job, JobRequest, Priority, Status
+from taskq.queue import SQS_DELAY_MAX_S, JobQueue, Outgoing
 from taskq.scheduling.delays import message_delay, wakes_by_clock
 from taskq.store import JobStore, NewJob
 from taskq.tasks import TaskRegistry
@@ -102,7 +102,7 @@ class JobService:
             outcomes[index] = Submitted(job, replayed=False)
         now = self.store.clock()
         to_send = [
-            (o.job.id, o.job.task, delay)
+            Outgoing(o.job.id, o.job.task, delay, o.job.priority)
             for o in outcomes
             if isinstance(o, Submitted) and not o.replayed
             if (delay := message_delay(o.job, now)) is not None
@@ -110,7 +110,7 @@ class JobService:
         try:
             unsent = self.queue.send_many(to_send)
         except BackendError:
-            unsent = [job_id for job_id, _, _ in to_send]
+            unsent = [entry.job_id for entry in to_send]
         if unsent:
             logger.error(
                 "batch enqueue incomplete; the sweeper will re-send", extra={"jobs": unsent}
@@ -141,7 +141,9 @@ class JobService:
         max_attempts = request.max_attempts or task.policy.max_attempts or self.default_max_attempts
         now = self.store.clock()
         run_at = request.run_at_epoch(now)
-        identity = {"task": task.name, "payload": payload, "max": max_attempts}
+        identity: dict[str, Any] = {"task": task.name, "payload": payload, "max": max_attempts}
+        if request.priority is not None:  # as asked: part of an idempotent request's identity
+            identity["priority"] = str(request.priority)
         return NewJob(
             job_id=new_job_id(idempotency_key, tenant),
             task=task.name,
@@ -153,6 +155,7 @@ class JobService:
             run_at=run_at,
             wakes_by_clock=wakes_by_clock(run_at, now, self.direct_delay_max_s),
             schedule=schedule,
+            priority=request.priority or task.priority,
         )
 
     def _store_one(self, new: NewJob) -> Submitted:
@@ -179,23 +182,28 @@ class JobService:
         tenant: str | None = None,
         status: Status | None = None,
         task: str | None = None,
+        priority: Priority | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
         return self.store.list_jobs(
-            tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
+            tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
         )
 
     def find(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None when there is none (for callers to whom absence is no error)."""
         return self.store.find(job_id, tenant)
 
-    def list_newest(self, *, tenant: str | None = None, limit: int = 50) -> list[Job]:
+    def list_newest(
+        self, *, tenant: str | None = None, priority: Priority | None = None, limit: int = 50
+    ) -> list[Job]:
         """The newest jobs in any status: the indexes are per status or task, so this is
         one Query per status, merged (still never a Scan); it cannot continue by cursor."""
         found: list[Job] = []
         for status in Status:
-            found += self.store.list_jobs(tenant=tenant, status=status, limit=limit)[0]
+            found += self.store.list_jobs(
+                tenant=tenant, status=status, priority=priority, limit=limit
+            )[0]
         return sorted(found, key=lambda job: job.created_at, reverse=True)[:limit]
 
     def record_event(self, job_id: str, kind: str, detail: str) -> Job:
@@ -227,7 +235,7 @@ class JobService:
         if delay is None:  # in the due index: the clock sends its message when it is due
             return
         try:
-            self.queue.send(job.id, job.task, delay)
+            self.queue.send(job.id, job.task, delay, job.priority)
         except BackendError:
             # The job is stored: the sweeper re-sends jobs left pending this long.
             logger.exception("enqueue failed; the sweeper will re-send", extra={"job_id": job.id})

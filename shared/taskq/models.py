@@ -91,6 +91,15 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Priority(StrEnum):
+    """Which queue a job waits in: each has its own share of the workers (weighted, not
+    strict: low keeps moving while high has room of its own)."""
+
+    HIGH = "high"
+    DEFAULT = "default"
+    LOW = "low"
+
+
 TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
@@ -136,6 +145,7 @@ class Job(BaseModel):
     dead_lettered: bool = False
     run_at: float | None = Field(default=None, description="epoch seconds it was asked to run")
     schedule: str | None = Field(default=None, description="the periodic schedule that fired it")
+    priority: Priority = Priority.DEFAULT
     wakes_by_clock: bool = False  # delayed past SQS's reach: the clock sends its message
 
 
@@ -145,7 +155,10 @@ class Job(BaseModel):
 class _JobFields(BaseModel):
     """What a job is made of, as a client sends it (one job, or one item of a batch)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # delay_s or run_at, not both: said in the schema too, so clients' validators know it.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"not": {"required": ["delay_s", "run_at"]}}
+    )
 
     task: TaskName = Field(description="name of a registered task (see GET /tasks)")
     payload: dict[str, Any] = Field(
@@ -164,6 +177,9 @@ class _JobFields(BaseModel):
     run_at: RunAt | None = Field(
         default=None,
         description="run no sooner than this time, at most 365 days ahead; a past time runs now",
+    )
+    priority: Priority | None = Field(
+        default=None, description="the queue it waits in; the task's own priority by default"
     )
 
 
@@ -194,9 +210,12 @@ class JobRequest(_JobFields):
         return self
 
     def run_at_epoch(self, now: float) -> float | None:
-        """When the job may first run (None: at once, no time was asked)."""
+        """When the job may first run (None: at once, no time was asked). A past time runs
+        at once and is kept as asked; one more than 365 days past reads as now, so no
+        year-1 date reaches the store or a reply."""
         if self.run_at is not None:
-            return self.run_at.timestamp()
+            asked = self.run_at.timestamp()
+            return asked if asked >= now - DELAY_MAX_S else now
         return None if self.delay_s is None else now + self.delay_s
 
     def timing(self) -> dict[str, Any]:
@@ -249,6 +268,7 @@ class JobOut(BaseModel):
     expires_at: datetime | None = None
     run_at: datetime | None = Field(default=None, description="the time it was asked to run")
     schedule: str | None = Field(default=None, description="the periodic schedule that fired it")
+    priority: Priority = Priority.DEFAULT
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -267,6 +287,7 @@ class JobOut(BaseModel):
             expires_at=_dt(job.expires_at),
             run_at=_dt(job.run_at),
             schedule=job.schedule,
+            priority=job.priority,
         )
 
 
@@ -295,6 +316,7 @@ class EventsOut(BaseModel):
 
 class TaskInfo(BaseModel):
     name: str
+    priority: Priority
     max_attempts: int
     timeout_s: float
     payload_schema: dict[str, Any]

@@ -1,19 +1,49 @@
-"""SQS: the job queue and its dead-letter queue. Messages carry only the job id and task."""
+"""SQS: the job queues (one per priority) and the dead-letter queue they share. Messages
+carry only the job id and task; a job's priority picks its queue."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskq.aio import AsyncCaller, ThreadedClient
 from taskq.aws import call
 from taskq.backoff import visibility_timeout
-from taskq.models import QueueMessage
+from taskq.models import Priority, QueueMessage
 
 SEND_BATCH_MAX = 10  # SendMessageBatch / DeleteMessageBatch take at most 10 entries
 SQS_DELAY_MAX_S = 900  # the longest DelaySeconds SQS accepts on a message
+
+
+class Outgoing(NamedTuple):
+    """One job's message to send: to its priority's queue, after `delay_s` (0-900)."""
+
+    job_id: str
+    task: str
+    delay_s: int = 0
+    priority: Priority = Priority.DEFAULT
+
+
+class QueueUrls:
+    """The job queue of each priority (the default's stands in for one not configured)."""
+
+    def __init__(self, default: str, others: Mapping[Priority, str] | None = None) -> None:
+        self.default = default
+        self.by_priority = {p: (others or {}).get(p) or default for p in Priority}
+        self.by_priority[Priority.DEFAULT] = default
+
+    def __getitem__(self, priority: Priority) -> str:
+        return self.by_priority[priority]
+
+    def for_source(self, arn: str | None) -> str:
+        """The URL of the queue an SQS record came from (its eventSourceARN)."""
+        name = (arn or "").rpartition(":")[2]
+        for url in self.by_priority.values():
+            if name and url.rstrip("/").rpartition("/")[2] == name:
+                return url
+        return self.default
 
 
 @dataclass(frozen=True)
@@ -28,35 +58,51 @@ class DeadLetter:
 
 
 class JobQueue:
-    def __init__(self, sqs: Any, queue_url: str, dlq_url: str) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        dlq_url: str,
+        priority_urls: Mapping[Priority, str] | None = None,
+    ) -> None:
         self.sqs = sqs
-        self.queue_url = queue_url
+        self.urls = QueueUrls(queue_url, priority_urls)
+        self.queue_url = queue_url  # the default priority's
         self.dlq_url = dlq_url
 
-    def send(self, job_id: str, task: str, delay_s: int = 0) -> str:
-        """Queue a job's message; `delay_s` (at most SQS's 900) hides it until then."""
+    def send(
+        self, job_id: str, task: str, delay_s: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> str:
+        """Queue a job's message on its priority's queue; `delay_s` (at most SQS's 900)
+        hides it until then."""
         body = QueueMessage(job_id=job_id, task=task).model_dump_json()
         response = self._call(
-            "send_message", QueueUrl=self.queue_url, MessageBody=body, **_delay(delay_s)
+            "send_message", QueueUrl=self.urls[priority], MessageBody=body, **_delay(delay_s)
         )
         return str(response["MessageId"])
 
-    def send_many(self, jobs: Sequence[tuple[str, str, int]]) -> list[str]:
-        """Send several jobs' messages, each (job id, task, delay_s); returns the ids of
+    def send_many(self, jobs: Sequence[Outgoing]) -> list[str]:
+        """Send several jobs' messages, each to its priority's queue; returns the ids of
         jobs whose send failed."""
         failed: list[str] = []
-        for start in range(0, len(jobs), SEND_BATCH_MAX):
-            chunk = jobs[start : start + SEND_BATCH_MAX]
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": QueueMessage(job_id=j, task=t).model_dump_json(),
-                    **_delay(d),
-                }
-                for i, (j, t, d) in enumerate(chunk)
-            ]
-            response = self._call("send_message_batch", QueueUrl=self.queue_url, Entries=entries)
-            failed.extend(chunk[int(f["Id"])][0] for f in response.get("Failed", []))
+        for priority in Priority:
+            mine = [job for job in jobs if job.priority == priority]
+            for start in range(0, len(mine), SEND_BATCH_MAX):
+                chunk = mine[start : start + SEND_BATCH_MAX]
+                entries = [
+                    {
+                        "Id": str(i),
+                        "MessageBody": QueueMessage(
+                            job_id=job.job_id, task=job.task
+                        ).model_dump_json(),
+                        **_delay(job.delay_s),
+                    }
+                    for i, job in enumerate(chunk)
+                ]
+                response = self._call(
+                    "send_message_batch", QueueUrl=self.urls[priority], Entries=entries
+                )
+                failed.extend(chunk[int(f["Id"])].job_id for f in response.get("Failed", []))
         return failed
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
@@ -116,10 +162,10 @@ class JobQueue:
             refused.extend(chunk[int(f["Id"])] for f in response.get("Failed", []))
         return refused
 
-    def depth(self, dead: bool = False) -> dict[str, int]:
+    def depth(self, dead: bool = False, priority: Priority = Priority.DEFAULT) -> dict[str, int]:
         response = self._call(
             "get_queue_attributes",
-            QueueUrl=self.dlq_url if dead else self.queue_url,
+            QueueUrl=self.dlq_url if dead else self.urls[priority],
             AttributeNames=[
                 "ApproximateNumberOfMessages",
                 "ApproximateNumberOfMessagesNotVisible",
@@ -183,20 +229,42 @@ def dead_letter_request(
 class AsyncJobQueue:
     """The worker's queue calls, awaited: the same requests as JobQueue's."""
 
-    def __init__(self, sqs: AsyncCaller, queue_url: str, dlq_url: str) -> None:
+    def __init__(
+        self,
+        sqs: AsyncCaller,
+        queue_url: str,
+        dlq_url: str,
+        priority_urls: Mapping[Priority, str] | None = None,
+    ) -> None:
         self.sqs = sqs
-        self.queue_url = queue_url
+        self.urls = QueueUrls(queue_url, priority_urls)
         self.dlq_url = dlq_url
 
     @classmethod
     def beside(cls, queue: JobQueue) -> AsyncJobQueue:
         """The same queues as a sync JobQueue, its client run in threads."""
-        return cls(ThreadedClient("SQS", queue.sqs), queue.queue_url, queue.dlq_url)
+        return cls(
+            ThreadedClient("SQS", queue.sqs),
+            queue.queue_url,
+            queue.dlq_url,
+            queue.urls.by_priority,
+        )
 
-    async def delay(self, receipt_handle: str, seconds: int) -> None:
-        """Hide a received message for `seconds`: SQS then redelivers it (the retry)."""
-        request = delay_request(self.queue_url, receipt_handle, seconds)
+    async def delay(self, receipt_handle: str, seconds: int, source_arn: str | None = None) -> None:
+        """Hide a received message for `seconds`: SQS then redelivers it (the retry). The
+        message's own queue (`source_arn`: the record's eventSourceARN) takes the call."""
+        request = delay_request(self.urls.for_source(source_arn), receipt_handle, seconds)
         await self.sqs.call("change_message_visibility", request)
+
+    async def requeue(self, body: str, delay_s: int, source_arn: str | None) -> None:
+        """Send a received message's body again, to its own queue, after `delay_s`: a fresh
+        message, so waiting does not count towards the queue's maxReceiveCount."""
+        request = {
+            "QueueUrl": self.urls.for_source(source_arn),
+            "MessageBody": body,
+            **_delay(delay_s),
+        }
+        await self.sqs.call("send_message", request)
 
     async def dead_letter(
         self, body: str, reason: str, attributes: dict[str, str] | None = None

@@ -57,7 +57,7 @@ def sweep(
                 report.skipped += 1
                 continue
             try:
-                queue.send(job.id, job.task)
+                queue.send(job.id, job.task, priority=job.priority)
             except BackendError:
                 logger.exception("re-send failed", extra={"job_id": job.id})
                 report.send_failures += 1

@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from taskq.caps import CONCURRENCY_MAX, Cap
 from taskq.config import MAX_ATTEMPTS_LIMIT
 from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownSchedule, UnknownTask
-from taskq.models import TASK_NAME_PATTERN
+from taskq.models import TASK_NAME_PATTERN, Priority
 from taskq.scheduling.declared import PeriodicSchedule, ScheduleSpec, bind_schedules
 from taskq.text import first_validation_error
 
@@ -67,15 +68,18 @@ class Task:
     payload_model: type[BaseModel]
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     schedules: tuple[PeriodicSchedule, ...] = ()  # periodic fires (taskq.scheduling)
+    priority: Priority = Priority.DEFAULT  # its jobs' queue unless a submit says otherwise
+    cap: Cap | None = None  # at most this many attempts at once (taskq.caps)
 
     def parse(self, payload: Any) -> BaseModel:
         """Validate a payload as the JSON it is, naming the offending field in the error.
 
         Strict JSON mode: what the payload schema (GET /tasks) says is what passes. Lax
         Python mode would take `true` or `"3"` for an integer and 5 for a string, values a
-        client's own schema validation refuses."""
+        client's own schema validation refuses. JSON Schema's integer includes 3.0, which
+        strict mode would not: whole floats are sent as integers."""
         try:
-            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(_whole_numbers(payload), separators=(",", ":"), ensure_ascii=False)
             return self.payload_model.model_validate_json(text, strict=True)
         except ValidationError as exc:
             where, message = first_validation_error(exc, "payload")
@@ -88,6 +92,17 @@ class Task:
 
     def schema(self) -> dict[str, Any]:
         return self.payload_model.model_json_schema()
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`value` with every whole float (3.0) as an int (3), as JSON Schema reads numbers."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
 
 
 class TaskRegistry:
@@ -108,17 +123,31 @@ class TaskRegistry:
         schedule_tz: str = "UTC",
         schedule_payload: dict[str, Any] | None = None,
         schedule_overlap: bool = True,
+        priority: str = Priority.DEFAULT,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Callable[[TaskFn], TaskFn]:
         """Register `fn(payload, ctx)` (plain or `async def`) as a task. The payload
         model defaults to fn's annotation. `schedule` makes it periodic: an EventBridge
         expression (with `schedule_tz`, `schedule_payload`, `schedule_overlap`), or
-        several `Schedule(...)`s."""
+        several `Schedule(...)`s. `priority`: "high", "default" or "low", the queue its
+        jobs wait in unless a submit names another. `concurrency`: at most this many of its
+        attempts run at once across all workers (per value of the payload field
+        `concurrency_key`, if given)."""
 
         def register(fn: TaskFn) -> TaskFn:
             task_name = name or fn.__name__
+            try:
+                queue_priority = Priority(priority)
+            except ValueError:
+                raise ConfigError(
+                    f"task {task_name!r}: priority must be one of "
+                    f"{', '.join(p.value for p in Priority)}, not {priority!r}"
+                ) from None
             model = payload or _payload_annotation(fn)
             policy = RetryPolicy(max_attempts, backoff_base_s, backoff_cap_s, timeout_s, permanent)
-            unscheduled = Task(task_name, fn, model, policy)
+            cap = _cap(task_name, model, concurrency, concurrency_key)
+            unscheduled = Task(task_name, fn, model, policy, priority=queue_priority, cap=cap)
             schedules = bind_schedules(
                 task_name,
                 schedule,
@@ -169,6 +198,22 @@ class TaskRegistry:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+
+def _cap(task: str, model: type[BaseModel], concurrency: int | None, key: str | None) -> Cap | None:
+    if concurrency is None:
+        if key is not None:
+            raise ConfigError(f"task {task!r}: concurrency_key needs concurrency=N")
+        return None
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise ConfigError(f"task {task!r}: concurrency must be a whole number")
+    if not 1 <= concurrency <= CONCURRENCY_MAX:
+        raise ConfigError(f"task {task!r}: concurrency must be 1..{CONCURRENCY_MAX}")
+    if key is not None and key not in model.model_fields:
+        raise ConfigError(
+            f"task {task!r}: concurrency_key {key!r} is not a field of {model.__name__}"
+        )
+    return Cap(concurrency, key)
 
 
 def _payload_annotation(fn: TaskFn) -> type[BaseModel]:

@@ -18,7 +18,7 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from taskq import aws
-from taskq.config import Settings, settings
+from taskq.config import Settings, priority_urls, settings
 from taskq.errors import ConfigError
 from taskq.queue import JobQueue
 from taskq.store import JobStore
@@ -90,7 +90,10 @@ class Services:
             retention_days=config.retention_days,
         )
         queue = AsyncJobQueue(
-            AioClient("sqs", config.region, config.endpoint_url), config.queue_url, config.dlq_url
+            AioClient("sqs", config.region, config.endpoint_url),
+            config.queue_url,
+            config.dlq_url,
+            priority_urls(config),
         )
         return Worker(store, queue, self.registry, concurrency=config.batch_concurrency)
 
@@ -101,7 +104,7 @@ def build(config: Settings) -> Services:
     return Services(
         settings=config,
         store=JobStore(config.table_name, dynamodb, retention_days=config.retention_days),
-        queue=JobQueue(sqs, config.queue_url, config.dlq_url),
+        queue=JobQueue(sqs, config.queue_url, config.dlq_url, priority_urls(config)),
     )
 
 

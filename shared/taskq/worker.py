@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from taskq import aio, metrics
 from taskq.backoff import lease_until, retry_delay
+from taskq.caps import Cap, Caps, Hold, wait_s
 from taskq.errors import InvalidTransition, JobNotFound, ResultRejected, TaskqError
 from taskq.log import logger
 from taskq.models import Job, QueueMessage, Status
@@ -62,6 +63,7 @@ class Worker:
         self.store = store
         self.queue = queue
         self.registry = registry
+        self.caps = Caps(store.table, store.db, clock)
         self.concurrency = max(1, concurrency)
         self.runner = TaskRunner(self.concurrency)
         self.clock = clock
@@ -131,8 +133,44 @@ class Worker:
         now = self.clock()
         if deadline is not None and deadline - now < timeout + TIME_MARGIN_S:
             # Not enough time left in this invocation: let another one take it now.
-            await self.queue.delay(record.receipt_handle, 0)
+            await self.queue.delay(record.receipt_handle, 0, record.event_source_arn)
             raise RetryLater("not enough time left in this invocation")
+        hold: Hold | None = None
+        if task is not None and task.cap is not None:
+            hold = await self._take_slot(record, message, task.cap, lease_until(now, timeout))
+            if hold is None:
+                return  # sent again for later; this delivery is acknowledged
+        try:
+            await self._claim_then_run(record, message, task, now, timeout)
+        finally:
+            if hold is not None:
+                await self.caps.release(hold)
+
+    async def _take_slot(
+        self, record: SQSRecord, message: QueueMessage, cap: Cap, lease: float
+    ) -> Hold | None:
+        """A slot of the task's cap, or None: then no attempt was used, and the message was
+        sent again with a short jittered delay (a fresh message: the wait never counts
+        towards maxReceiveCount)."""
+        payload = None
+        if cap.key is not None:
+            job = await self.store.find(message.job_id)
+            payload = job.payload if job is not None else None
+        hold = await self.caps.take(cap, cap.item_id(message.task, payload), message.job_id, lease)
+        if hold is None:
+            delay = wait_s(self.rand)
+            logger.info("no free slot under the task's cap; waiting", extra={"delay_s": delay})
+            await self.queue.requeue(record.body, delay, record.event_source_arn)
+        return hold
+
+    async def _claim_then_run(
+        self,
+        record: SQSRecord,
+        message: QueueMessage,
+        task: Task | None,
+        now: float,
+        timeout: float,
+    ) -> None:
         try:
             # The lease counts from now, when the attempt really starts.
             claim = self.store.transitions.claim(
@@ -202,7 +240,7 @@ class Worker:
             return
         logger.info("job will retry", extra={"delay_s": delay, "error": error})
         metrics.job_retried()
-        await self.queue.delay(record.receipt_handle, delay)
+        await self.queue.delay(record.receipt_handle, delay, record.event_source_arn)
         raise RetryLater(error)
 
     async def _fail(self, record: SQSRecord, job: Job, error: str) -> None:
@@ -296,7 +334,7 @@ class Worker:
             await self._look_again(record, 5, f"job is {job.status}")
 
     async def _look_again(self, record: SQSRecord, after_s: float, why: str) -> None:
-        await self.queue.delay(record.receipt_handle, int(after_s))
+        await self.queue.delay(record.receipt_handle, int(after_s), record.event_source_arn)
         raise RetryLater(f"{why}; will look again")
 
     def _handoff_deadline(self) -> float:

@@ -57,9 +57,9 @@ from infra.sandbox import InvokeError, LocalFunction
 from infra.template import FunctionSpec
 from taskq.backoff import LEASE_GRACE_S
 from taskq.models import TERMINAL, Job, QueueMessage, Status
-from taskq.scheduling.state import is_schedule_item
 from taskq.store import to_job
-from tests.faults import scheduling
+from taskq.store.codec import is_job_item
+from tests.faults import capacity, scheduling
 from tests.faults.scheduling import ClockTally, delay_some
 from tests.integration.http import Reply, call
 
@@ -159,6 +159,7 @@ class JobPlan:
     lose_send: bool = False  # the API "crashes" between storing this job and sending it
     task: str = "chaos"  # or chaos_async: the same behaviour as an `async def` task
     delay_s: int = 0  # asked to run this much later (tests/faults/scheduling.py)
+    priority: str | None = None  # high or low, or the default (tests/faults/capacity.py)
 
     @property
     def key(self) -> str | None:
@@ -174,6 +175,8 @@ class JobPlan:
     @property
     def body(self) -> dict[str, Any]:
         body = {"task": self.task, "payload": self.payload, "max_attempts": self.max_attempts}
+        if self.priority:
+            body["priority"] = self.priority
         return {**body, "delay_s": self.delay_s} if self.delay_s else body
 
 
@@ -229,7 +232,7 @@ def make_plan(count: int, rng: random.Random) -> list[JobPlan]:
         plans.append(
             JobPlan(n, kind, payload, attempts, mode, cancel, lose_send and not cancel, task)
         )
-    return delay_some(plans, rng, cutoff)
+    return capacity.assign(delay_some(plans, rng, cutoff), rng)
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -453,7 +456,9 @@ class FaultSuite:
         self.proxy.enabled = False
         self._quiesce()
         self.phases["quiet"] = time.monotonic() - self.started
-        self.poller_stats = self.cloud.pollers["WorkerFunction"].stats
+        self.poller_stats = _summed(
+            p.stats for name, p in self.cloud.mappings.items() if name.startswith("WorkerFunction.")
+        )
         self.final_depth = self.queue_depth()
         return account(self)
 
@@ -778,7 +783,7 @@ class FaultSuite:
         jobs: list[Job] = []
         while True:
             page = ddb.scan(**args)
-            jobs += [to_job(i) for i in page.get("Items", []) if not is_schedule_item(i)]
+            jobs += [to_job(i) for i in page.get("Items", []) if is_job_item(i)]
             if "LastEvaluatedKey" not in page:
                 return jobs
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -812,6 +817,15 @@ class FaultSuite:
             for message in batch:
                 seen[message["MessageId"]] = message
         return list(seen.values())
+
+
+def _summed(stats: Iterable[PollerStats]) -> PollerStats:
+    """The worker's mappings' counters, added up (one poller per priority queue)."""
+    total = PollerStats()
+    for one in stats:
+        for name, value in dataclasses.asdict(one).items():
+            setattr(total, name, getattr(total, name) + value)
+    return total
 
 
 def _race(functions: Iterable[LocalFunction]) -> list[Any]:
@@ -1030,6 +1044,11 @@ def account(suite: FaultSuite) -> Report:
         jobs, first_runs, suite.stopped_at, suite.clock_tally
     )
     violations += timing_violations
+    capacity_lines, capacity_violations = capacity.account_capacity(
+        jobs, TASK_TIMEOUT_S + LEASE_GRACE_S
+    )
+    violations += capacity_violations
+    timing_lines += capacity_lines
     seconds = time.monotonic() - suite.started
     total_runs = sum(len(r) for r in executions.values())
     calls = sum(stats.calls.values())

@@ -373,6 +373,8 @@ def test_any_json_payload_is_stored_or_refused_with_a_taskq_error(
 
 
 class _NoStore:
+    clock = staticmethod(time.time)
+
     def create(self, new: NewJob) -> tuple[Any, bool]:
         json.loads(new.payload_json)  # what was accepted must be stored and read back
         new.payload_json.encode()

@@ -159,7 +159,7 @@ def test_the_sweeper_recovers_a_job_stored_but_never_sent(cloud: LocalCloud) -> 
     )
 
     report = cloud.functions["SweeperFunction"].invoke(SCHEDULED_EVENT)
-    assert report["requeued"] == {"pending": 1, "running": 1, "retrying": 0}, report
+    assert report["requeued"] == {"pending": 1, "running": 1, "retrying": 0, "scheduled": 0}, report
     assert wait_for_status(cloud.api_url, lost, {"completed"})["result"] == {"lost": True}
     recovered = wait_for_status(cloud.api_url, abandoned, {"completed"})
     assert recovered["attempts"] == 2  # the dead worker's attempt counts

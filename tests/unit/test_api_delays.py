@@ -64,9 +64,19 @@ def test_a_delayed_job_reads_scheduled_lists_and_cancels(api: TestClient) -> Non
 
 
 def test_a_past_run_at_runs_now(api: TestClient) -> None:
-    job = api.post("/jobs", json={"task": "echo", "run_at": "2020-01-01T00:00:00+01:00"}).json()
+    past = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    job = api.post("/jobs", json={"task": "echo", "run_at": past.isoformat()}).json()
     assert job["status"] == "pending"
-    assert job["run_at"].startswith("2019-12-31T23:00:00")
+    assert datetime.fromisoformat(job["run_at"]) == past  # kept as asked
+
+
+def test_a_run_at_of_year_one_runs_now_and_reads_as_now(api: TestClient) -> None:
+    reply = api.post("/jobs", json={"task": "echo", "run_at": "0001-01-01T00:00:00+14:00"})
+    assert reply.status_code == 202, reply.text
+    job = reply.json()
+    assert job["status"] == "pending"
+    asked_at = datetime.fromisoformat(job["run_at"])
+    assert abs((asked_at - datetime.now(UTC)).total_seconds()) < 60
 
 
 def test_an_idempotent_delayed_submit_replays_with_the_same_delay_only(api: TestClient) -> None:

@@ -575,7 +575,7 @@ def test_a_failed_send_leaves_the_message_for_the_next_redrive(
 ) -> None:
     job_id = failed(store, queue)
 
-    def refuse(job_id: str, task: str) -> str:
+    def refuse(job_id: str, task: str, *args: object, **kwargs: object) -> str:
         raise BackendError("SQS send_message failed: ServiceUnavailable")
 
     monkeypatch.setattr(queue, "send", refuse)

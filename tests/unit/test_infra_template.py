@@ -143,6 +143,15 @@ def test_worker_event_source(stack: Stack) -> None:
     event = stack.sqs_event(function_with(stack, "SQS"))
     assert event is not None
     assert (event.batch_size, event.max_batching_window_s, event.maximum_concurrency) == (10, 0, 5)
+    # one mapping per priority's queue, weighted by their maximum concurrency
+    events = stack.sqs_events(function_with(stack, "SQS"))
+    assert [(e.name, e.queue, e.maximum_concurrency) for e in events] == [
+        ("Jobs", "JobQueue", 5),
+        ("HighPriorityJobs", "HighPriorityQueue", 4),
+        ("LowPriorityJobs", "LowPriorityQueue", 2),
+    ]
+    for other in events[1:]:
+        assert stack.dead_letter_queue(other.queue) == stack.dead_letter_queue(event.queue)
     windowed = Stack(stack.template, parameters={"Stage": STAGE, "BatchingWindow": "2"}, root=ROOT)
     assert windowed.sqs_event(function_with(windowed, "SQS")).max_batching_window_s == 2  # type: ignore[union-attr]
     assert event.function_response_types == ("ReportBatchItemFailures",)
@@ -189,7 +198,8 @@ def test_bound_urls_and_parameters_win(template: dict[str, Any]) -> None:
     api = function_with(stack, "HttpApi")
     env = bound.function(api).environment
     assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
-    assert {env["TASKQ_QUEUE_URL"], env["TASKQ_DLQ_URL"]} == {f"http://real/{q}" for q in queues}
+    urls = {env[f"TASKQ_{n}URL"] for n in ("QUEUE_", "HIGH_QUEUE_", "LOW_QUEUE_", "DLQ_")}
+    assert urls == {f"http://real/{q}" for q in queues}
     # without an endpoint or a binding, a URL has AWS's shape
     assert stack.queue_url(queues[0]).startswith(
         "https://sqs.us-east-1.amazonaws.com/000000000000/"
@@ -256,7 +266,7 @@ def mutated(template: dict[str, Any], lid: str, **props: Any) -> Stack:
 def test_unsupported_values(template: dict[str, Any], stack: Stack) -> None:
     worker = function_with(stack, "SQS")
     events = copy.deepcopy(stack.properties(worker, FUNCTION)["Events"])
-    (event,) = events.values()
+    event = events["Jobs"]
     event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailure"]  # misspelt
     with pytest.raises(TemplateError, match="FunctionResponseTypes"):
         mutated(template, worker, Events=events).sqs_event(worker)

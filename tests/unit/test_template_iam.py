@@ -27,6 +27,7 @@ import taskq.aws
 from infra.provision import Resources, provision
 from infra.template import FUNCTION, TABLE, Stack, load_template
 from taskq.auth import KeyStore
+from taskq.models import Priority
 from taskq.scheduling.state import ScheduleState, ScheduleStates
 from taskq.store import JobStore, NewJob
 from tests.lambda_harness import (
@@ -123,8 +124,7 @@ def runtime_needs(doc: dict[str, Any], stack: Stack, function: str) -> set[Grant
         ("xray:PutTraceSegments", "*"),
         ("xray:PutTelemetryRecords", "*"),
     }
-    sqs = stack.sqs_event(function)
-    if sqs is not None:
+    for sqs in stack.sqs_events(function):
         needs |= {
             (f"sqs:{action}", sqs.queue)
             for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
@@ -189,14 +189,14 @@ class World:
         response = self.call("ApiFunction", http_v2(method, path, headers=headers, **kwargs))
         return response["statusCode"], decoded_body(response)
 
-    def deliver(self, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Receive what is in the job queue and hand it to the worker, as the mapping would."""
+    def deliver(
+        self, extra: list[dict[str, Any]] | None = None, queue: str = "JobQueue"
+    ) -> dict[str, Any]:
+        """Receive what is in a job queue and hand it to the worker, as its mapping would."""
         sqs = boto3.client("sqs", region_name=REGION)
-        got = sqs.receive_message(
-            QueueUrl=self.resources.queue_urls["JobQueue"], MaxNumberOfMessages=10
-        )
+        got = sqs.receive_message(QueueUrl=self.resources.queue_urls[queue], MaxNumberOfMessages=10)
         messages = got.get("Messages", []) + (extra or [])
-        event = sqs_records(messages, self.resources.queue_arns["JobQueue"])
+        event = sqs_records(messages, self.resources.queue_arns[queue])
         result: dict[str, Any] = self.call("WorkerFunction", event)
         return result
 
@@ -221,7 +221,7 @@ def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         params = {
             "Stage": "iam",
             "AuthMode": "required",
-            "TaskModules": "taskq.demo_tasks,scheduled_tasks",
+            "TaskModules": "taskq.demo_tasks,scheduled_tasks,capped_tasks",
         }
         resources = provision(Stack.from_file(TEMPLATE, parameters=params), endpoint_url=None)
         account = next(iter(resources.queue_arns.values())).split(":")[4]
@@ -286,6 +286,32 @@ def exercise(world: World) -> None:
     assert world.api("GET", f"/jobs/{doomed['id']}")[1]["status"] == "failed"
     assert world.api("POST", f"/jobs/{doomed['id']}/retry")[0] == 200
     world.deliver()  # the redriven job, and the cancelled job's message: acknowledged
+    for priority, queue in (("high", "HighPriorityQueue"), ("low", "LowPriorityQueue")):
+        flaky = {"task": "fail", "payload": {"times": 1}, "priority": priority}
+        status, queued = world.api("POST", "/jobs", body=flaky)
+        assert status == 202 and queued["priority"] == priority, queued
+        retried = world.deliver(queue=queue)  # its retry's delay, on its own queue
+        assert [f["itemIdentifier"] for f in retried["batchItemFailures"]], retried
+    # Capped tasks: `capped`'s two slots held by others, so its jobs wait (each sent again
+    # to its own queue); a keyed cap reads its job's payload, takes and gives back a slot.
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=world.resources.tables["JobsTable"],
+        Item={
+            "id": {"S": "cap:capped"},
+            "version": {"N": "1"},
+            "holders": {"M": {
+                h: {"M": {"token": {"S": h}, "lease": {"N": str(time.time() + 600)}}}
+                for h in ("x", "y")
+            }},
+        },
+    )  # fmt: skip
+    keyed = {"task": "per_customer", "payload": {"seconds": 0, "customer": "a"}}
+    assert world.api("POST", "/jobs", body=keyed)[0] == 202
+    for priority, queue in (("default", "JobQueue"), ("high", "HighPriorityQueue"),
+                            ("low", "LowPriorityQueue")):  # fmt: skip
+        body = {"task": "capped", "payload": {"seconds": 0}, "priority": priority}
+        assert world.api("POST", "/jobs", body=body)[0] == 202
+        assert world.deliver(queue=queue)["batchItemFailures"] == []  # waits: sent again
 
     old = JobStore(
         world.resources.tables["JobsTable"],
@@ -293,6 +319,8 @@ def exercise(world: World) -> None:
         clock=lambda: 1_000_000_000.0,  # a job stored long ago and never sent
     )
     old.create(NewJob("f" * 32, "echo", "{}", 3, None, "-", "acme"))
+    for n, priority in enumerate((Priority.HIGH, Priority.LOW)):  # re-sent to their queues
+        old.create(NewJob(f"{n}" * 32, "echo", "{}", 3, priority=priority))
     report = world.call(
         "SweeperFunction", {"source": "aws.events", "detail-type": "Scheduled Event"}
     )
@@ -306,13 +334,15 @@ def exercise_clock(world: World, old_job: str) -> None:
     now = time.time()
     table = world.resources.tables["JobsTable"]
     ddb = boto3.client("dynamodb", region_name=REGION)
-    JobStore(table, ddb).create(
-        NewJob("e" * 32, "echo", "{}", 3, run_at=now + 60, wakes_by_clock=True)
-    )
+    for n, priority in enumerate(Priority):  # each woken on its own priority's queue
+        JobStore(table, ddb).create(
+            NewJob(f"e{n}" * 16, "echo", "{}", 3, run_at=now + 60, wakes_by_clock=True,
+                   priority=priority)
+        )  # fmt: skip
     ScheduleStates(table, ddb).advance(ScheduleState("serial_beat"), now - 90, old_job)
     tick = {"source": "aws.events", "detail-type": "Scheduled Event"}
     report = world.call("ClockFunction", tick)
-    assert report["delayed"]["promoted"] == 1, report
+    assert report["delayed"]["promoted"] == 3, report
     assert report["periodic"]["fired"] >= 3, report  # two beats ahead, the serial one caught up
     assert world.call("ClockFunction", tick)["periodic"]["fired"] == 0
 

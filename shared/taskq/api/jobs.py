@@ -30,6 +30,7 @@ from taskq.models import (
     JobOut,
     JobPage,
     JobRequest,
+    Priority,
     Status,
 )
 from taskq.problems import MEDIA_TYPE, PROBLEM, PROBLEM_REF
@@ -145,6 +146,7 @@ def list_jobs(
     tenant: TenantDep,
     status: Status | None = None,
     task: Annotated[str | None, Query(pattern=TASK_NAME_PATTERN)] = None,
+    priority: Priority | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[
         str | None,
@@ -159,7 +161,7 @@ def list_jobs(
         ),
     ] = None,
 ) -> JobPage:
-    """Newest first, filtered by status, task, or both, page by page.
+    """Newest first, filtered by status, task, or both (and by priority), page by page.
 
     Without a filter: the newest jobs in any status, one page only (the indexes are per
     status or task, so such a listing cannot continue; next_cursor is null).
@@ -167,10 +169,10 @@ def list_jobs(
     if status is None and task is None:
         if cursor is not None:
             raise InvalidRequest("a cursor continues a listing by status or task", field="cursor")
-        newest = svc.jobs.list_newest(tenant=tenant, limit=limit)
+        newest = svc.jobs.list_newest(tenant=tenant, priority=priority, limit=limit)
         return JobPage(items=[JobOut.of(j) for j in newest], next_cursor=None)
     jobs, next_cursor = svc.jobs.list_jobs(
-        tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
+        tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
     )
     return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 

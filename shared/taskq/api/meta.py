@@ -16,6 +16,7 @@ def list_tasks(svc: ServicesDep, tenant: TenantDep) -> list[TaskInfo]:
     return [
         TaskInfo(
             name=t.name,
+            priority=t.priority,
             max_attempts=t.policy.max_attempts or svc.settings.default_max_attempts,
             timeout_s=t.policy.timeout_s,
             payload_schema=t.schema(),

@@ -33,6 +33,11 @@ STACK_OUTPUTS = {
     Env.QUEUE_URL: "JobQueueUrl",
     Env.DLQ_URL: "DeadLetterQueueUrl",
 }
+# Outputs a stack deployed before priorities lacks: its one queue then serves them all.
+OPTIONAL_OUTPUTS = {
+    Env.HIGH_QUEUE_URL: "HighPriorityQueueUrl",
+    Env.LOW_QUEUE_URL: "LowPriorityQueueUrl",
+}
 
 
 class CommandFailed(Exception):
@@ -76,7 +81,8 @@ def stack_names(stack: str, env: Mapping[str, str], cloudformation: Any = None) 
     missing = [key for key in STACK_OUTPUTS.values() if key not in outputs]
     if missing:
         raise ConfigError(f"stack {stack!r} has no output(s) {', '.join(missing)}")
-    return {name: outputs[key] for name, key in STACK_OUTPUTS.items()}
+    found = {name: outputs[key] for name, key in STACK_OUTPUTS.items()}
+    return found | {name: outputs[key] for name, key in OPTIONAL_OUTPUTS.items() if key in outputs}
 
 
 def default_actor() -> str:

@@ -19,7 +19,7 @@ from taskq.cli.context import CommandFailed, OperatorContext
 from taskq.cli.options import JobIdArg, JsonOpt
 from taskq.errors import UsageError
 from taskq.jobs import JobService
-from taskq.models import DEFAULT_TENANT, TERMINAL, EventsOut, Job, JobRequest, Status
+from taskq.models import DEFAULT_TENANT, TERMINAL, EventsOut, Job, JobRequest, Priority, Status
 from taskq.stats import collect
 from taskq.store import LIST_LIMIT_MAX
 from taskq.text import first_validation_error
@@ -53,6 +53,10 @@ def submit(
     ] = DEFAULT_TENANT,
     delay: options.DelayOpt = None,
     run_at: options.RunAtOpt = None,
+    priority: Annotated[
+        Priority | None,
+        typer.Option("--priority", help="The queue it waits in (the task's own by default)."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds --wait waits at most.")
@@ -69,6 +73,7 @@ def submit(
             max_attempts=max_attempts,
             delay_s=None if delay is None else int(delay),
             run_at=run_at,
+            priority=priority,
         )
     except ValidationError as exc:
         where, message = first_validation_error(exc)
@@ -159,6 +164,9 @@ def jobs_ls(
     tenant: Annotated[
         str | None, typer.Option("--tenant", metavar="TENANT", help="Only this tenant's jobs.")
     ] = None,
+    priority: Annotated[
+        Priority | None, typer.Option("--priority", help="Only jobs of this priority.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX)] = 20,
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Continue a listing (its next cursor).")
@@ -171,10 +179,10 @@ def jobs_ls(
     if status is None and task is None:
         if cursor:
             raise UsageError("--cursor continues a listing by --status or --task")
-        jobs = operator.jobs.list_newest(tenant=tenant, limit=limit)
+        jobs = operator.jobs.list_newest(tenant=tenant, priority=priority, limit=limit)
     else:
         jobs, next_cursor = operator.jobs.list_jobs(
-            tenant=tenant, status=status, task=task, limit=limit, cursor=cursor
+            tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
         )
     if as_json:
         render.print_json({"items": [render.job_json(j) for j in jobs], "next_cursor": next_cursor})

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from taskq.auth import ApiKey
 from taskq.dlq import Action, DeadEntry, Outcome, Report
-from taskq.models import Job, JobOut, Status
+from taskq.models import Job, JobOut, Priority, Status
 from taskq.scheduling.periodic import ScheduleView
 from taskq.stats import Stats
 from taskq.text import first_line, iso_seconds, readable_time
@@ -123,6 +123,7 @@ def show_job(out: Console, job: Job, as_json: bool, note: str = "") -> None:
         "error": job.error,
         "run at": None if shown.run_at is None else when(shown.run_at.timestamp()),
         "schedule": job.schedule,
+        "priority": None if job.priority == Priority.DEFAULT else str(job.priority),
         "retry at": (
             None
             if shown.run_after is None or job.status != Status.RETRYING
@@ -172,9 +173,11 @@ def stats_table(figures: Stats) -> Table:
     table.add_column("value", justify="right")
     for name, count in figures.jobs.items():
         table.add_row(f"jobs {name}", str(count))
-    table.add_row("queue visible", str(figures.queue["visible"]))
-    table.add_row("queue in flight", str(figures.queue["in_flight"]))
-    table.add_row("queue delayed", str(figures.queue["delayed"]))
+    for name, depth in figures.queues.items():
+        label = "queue" if len(figures.queues) == 1 else f"queue {name}"
+        table.add_row(f"{label} visible", str(depth["visible"]))
+        table.add_row(f"{label} in flight", str(depth["in_flight"]))
+        table.add_row(f"{label} delayed", str(depth["delayed"]))
     table.add_row("DLQ depth", str(figures.dlq["visible"] + figures.dlq["in_flight"]))
     age = figures.oldest_dlq_age_s
     exact = "" if figures.oldest_dlq_age_exact else "+"

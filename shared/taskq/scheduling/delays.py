@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from taskq.errors import BackendError, InvalidTransition, JobNotFound
 from taskq.log import logger
 from taskq.models import Job, Status
-from taskq.queue import SQS_DELAY_MAX_S, JobQueue
+from taskq.queue import SQS_DELAY_MAX_S, JobQueue, Outgoing
 from taskq.store import JobStore
 
 PROMOTE_PAGE = 100  # due jobs read per Query
@@ -59,7 +59,7 @@ def promote_due(store: JobStore, queue: JobQueue, now: float, lookahead_s: int) 
     horizon = now + min(lookahead_s, SQS_DELAY_MAX_S)
     for _ in range(PROMOTE_PAGES_MAX):
         due = store.due(horizon, PROMOTE_PAGE)
-        outgoing: list[tuple[str, str, int]] = []
+        outgoing: list[Outgoing] = []
         for entry in due:
             try:
                 # Out of the index first: a crash after it leaves the job for the sweeper.
@@ -68,11 +68,11 @@ def promote_due(store: JobStore, queue: JobQueue, now: float, lookahead_s: int) 
                 report.skipped += 1
                 continue
             delay = min(SQS_DELAY_MAX_S, max(0, math.ceil((entry.run_after or now) - now)))
-            outgoing.append((entry.id, entry.task, delay))
+            outgoing.append(Outgoing(entry.id, entry.task, delay, entry.priority))
         try:
             unsent = queue.send_many(outgoing)
         except BackendError:
-            unsent = [job_id for job_id, _, _ in outgoing]
+            unsent = [entry.job_id for entry in outgoing]
         if unsent:
             logger.error(
                 "wake-up send failed; the sweeper re-sends overdue jobs", extra={"jobs": unsent}

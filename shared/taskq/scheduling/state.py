@@ -117,11 +117,6 @@ class ScheduleStates:
         return call(self.db, "DynamoDB", operation, kwargs)
 
 
-def is_schedule_item(item: dict[str, Any]) -> bool:
-    """Whether a jobs-table item is a schedule's state (what a Scan of the table meets)."""
-    return str(item.get("id", {}).get("S", "")).startswith(_PREFIX)
-
-
 def _key(name: str) -> dict[str, Any]:
     return {"id": {"S": f"{_PREFIX}{name}"}}
 

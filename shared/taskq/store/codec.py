@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskq.errors import InvalidRequest
-from taskq.models import DEFAULT_TENANT, Event, Job, Status
+from taskq.models import DEFAULT_TENANT, Event, Job, Priority, Status, is_job_id
 from taskq.text import parse_stored_time, stored_time
 
 Item = dict[str, Any]
@@ -43,6 +43,7 @@ class NewJob:
     run_at: float | None = None  # asked to run then (epoch seconds); None: at once
     wakes_by_clock: bool = False  # too far ahead for an SQS delay: the clock sends it
     schedule: str | None = None  # the periodic schedule whose fire this is
+    priority: Priority = Priority.DEFAULT
 
     def is_scheduled(self, now: float) -> bool:
         """Not to be run yet: created `scheduled`, claimable from run_at on."""
@@ -74,11 +75,19 @@ def new_item(new: NewJob, now: float) -> Item:
         item["wake_at"] = {"N": repr(new.run_at)}
     if new.schedule:
         item["schedule"] = {"S": new.schedule}
+    if new.priority != Priority.DEFAULT:  # stored only when not the default: items stay small
+        item["priority"] = {"S": new.priority}
     if new.idempotency_key:
         item["idempotency_key"] = {"S": new.idempotency_key}
     if new.request_hash:
         item["request_hash"] = {"S": new.request_hash}
     return item
+
+
+def is_job_item(item: Mapping[str, Any]) -> bool:
+    """Whether a jobs-table item is a job: the table also holds schedules' state and
+    concurrency caps' slots, whose ids are never 32 hex digits (what a Scan meets)."""
+    return is_job_id(str(item.get("id", {}).get("S", "")))
 
 
 def key(job_id: str) -> Item:
@@ -170,6 +179,7 @@ def to_job(item: Mapping[str, Any]) -> Job:
         dead_lettered=bool(item.get("dead_lettered", {}).get("BOOL")),
         run_at=number(item, "run_at"),
         schedule=text("schedule"),
+        priority=Priority(text("priority") or Priority.DEFAULT),
         wakes_by_clock=item.get("wake", {}).get("S") == WAKE_BY_CLOCK,
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 from taskq.aws import call
 from taskq.backoff import is_expired
 from taskq.errors import InvalidRequest, JobNotFound
-from taskq.models import Job, Status
+from taskq.models import Job, Priority, Status
 from taskq.store.batches import until_processed
 from taskq.store.codec import (
     WAKE_BY_CLOCK,
@@ -69,6 +69,7 @@ class JobReader:
         tenant: str | None = None,
         status: Status | None = None,
         task: str | None = None,
+        priority: Priority | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
@@ -94,6 +95,15 @@ class JobReader:
             names["#t"] = "task"
             values[":t"] = {"S": task}
             filters.append("#t = :t")
+        if priority is not None:
+            # A filter, not a key: priorities are few and listings by one are rare. The
+            # default is not stored (items stay small), so it reads as "no priority".
+            names["#p"] = "priority"
+            if priority == Priority.DEFAULT:
+                filters.append("attribute_not_exists(#p)")
+            else:
+                values[":p"] = {"S": priority}
+                filters.append("#p = :p")
         args: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,

@@ -132,3 +132,13 @@ def chaos_beat(payload: BeatPayload, ctx: JobContext) -> dict[str, Any]:
     """A periodic task, fired every minute by two racing clocks under the same faults."""
     with _execution(ctx):
         return {"n": payload.n, "attempt": ctx.attempt}
+
+
+@task(name="chaos_capped", max_attempts=3, backoff_base_s=1.0, backoff_cap_s=2.0,
+      timeout_s=TASK_TIMEOUT_S, concurrency=3)  # fmt: skip
+def chaos_capped(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
+    """The plain chaos task under a concurrency cap of 3 (the suite checks it held)."""
+    with _execution(ctx):
+        if payload.sleep_s:
+            time.sleep(payload.sleep_s)
+        return _outcome(payload, ctx)
