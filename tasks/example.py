@@ -44,3 +44,18 @@ def tidy(payload: TidyPayload, ctx: JobContext) -> dict[str, object]:
     UTC), however many clocks run. `taskq schedules ls` shows it; `pause tidy` stops it.
     A nightly one would read: @task(schedule="cron(0 3 * * ? *)", schedule_tz="Europe/Berlin")."""
     return {"checked_older_than_days": payload.older_than_days, "job": ctx.job_id}
+
+
+class PartnerPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(min_length=1, max_length=64)
+    seconds: float = Field(default=0.5, ge=0, le=5, description="how long the call takes")
+
+
+@task(concurrency=2, timeout_s=10, priority="high")
+async def call_partner(payload: PartnerPayload, ctx: JobContext) -> dict[str, object]:
+    """A partner API that allows 2 concurrent requests: at most 2 of these run at once,
+    across every worker. The others wait for a slot without using an attempt. Its jobs
+    go to the high-priority queue unless a submit asks for another."""
+    await asyncio.sleep(payload.seconds)
+    return {"order_id": payload.order_id, "attempt": ctx.attempt}
