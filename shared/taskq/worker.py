@@ -140,6 +140,7 @@ class Worker:
             hold = await self._take_slot(record, message, task.cap, lease_until(now, timeout))
             if hold is None:
                 return  # sent again for later; this delivery is acknowledged
+            now = self.clock()  # the attempt starts now, after the slot (its event, its lease)
         try:
             await self._claim_then_run(record, message, task, now, timeout)
         finally:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
+from taskq import aio
 from taskq.aio import ThreadedClient
 from taskq.caps import WAIT_S, Cap, Caps, live, wait_s
 from tests.unit.conftest import FakeClock
@@ -18,7 +18,8 @@ def caps(settings: Any, dynamodb: Any, clock: FakeClock) -> Caps:
 
 
 def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
+    """On the process's loop, as the worker runs (taskq.aio closes it at exit)."""
+    return aio.run(coroutine)
 
 
 def test_live_keeps_holders_whose_lease_runs() -> None:
