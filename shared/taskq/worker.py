@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from taskq import aio, metrics
 from taskq.backoff import lease_until, retry_delay
-from taskq.caps import Cap, Caps, Hold, wait_s
+from taskq.caps import HOLD_MARGIN_S, Cap, Caps, Hold, wait_s
 from taskq.errors import InvalidTransition, JobNotFound, ResultRejected, TaskqError
 from taskq.log import logger
 from taskq.models import Job, QueueMessage, Status
@@ -137,7 +137,8 @@ class Worker:
             raise RetryLater("not enough time left in this invocation")
         hold: Hold | None = None
         if task is not None and task.cap is not None:
-            hold = await self._take_slot(record, message, task.cap, lease_until(now, timeout))
+            slot_until = lease_until(now, timeout) + HOLD_MARGIN_S
+            hold = await self._take_slot(record, message, task.cap, slot_until)
             if hold is None:
                 return  # sent again for later; this delivery is acknowledged
             now = self.clock()  # the attempt starts now, after the slot (its event, its lease)
