@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -20,6 +21,7 @@ from taskq.backoff import LEASE_GRACE_S
 from taskq.models import Job, Status
 from taskq.store import JobStore
 from tests.acceptance.conftest import ROOT
+from tests.faults.capacity import attempt_spans, most_at_once
 from tests.integration.http import call
 
 LAYER = Path(__file__).resolve().parents[1] / "integration" / "layer"
@@ -32,7 +34,7 @@ class Capped:
     cloud: LocalCloud
     store: JobStore
 
-    def submit(self, task: str, payloads: list[dict[str, object]]) -> list[str]:
+    def submit(self, task: str, payloads: list[dict[str, Any]]) -> list[str]:
         jobs = [{"task": task, "payload": p} for p in payloads]
         reply = call("POST", f"{self.cloud.api_url}/jobs:batch", {"jobs": jobs})
         assert reply.status == 202, reply.body
@@ -68,40 +70,11 @@ def stack(moto_server: MotoServer) -> Iterator[Capped]:
         yield Capped(cloud, JobStore(env["TASKQ_TABLE"], dynamodb))
 
 
-def _intervals(jobs: list[Job], lease_s: float) -> list[tuple[float, float]]:
-    """Each attempt's (start, end): its claim to its outcome, or, for an attempt that never
-    wrote one (killed), to when its lease (and so its slot) lapsed."""
-    spans = []
-    for job in jobs:
-        start: float | None = None
-        for event in job.events:
-            at = event.at.timestamp()
-            if event.kind == Status.RUNNING:
-                if start is not None:  # the previous attempt died: it held until its lease
-                    spans.append((start, min(at, start + lease_s)))
-                start = at
-            elif start is not None and event.kind in ("completed", "retrying", "failed"):
-                spans.append((start, at))
-                start = None
-        if start is not None:
-            spans.append((start, start + lease_s))
-    return spans
-
-
-def _most_at_once(spans: list[tuple[float, float]]) -> int:
-    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    running = most = 0
-    for _, step in edges:  # an end sorts before a start at the same instant
-        running += step
-        most = max(most, running)
-    return most
-
-
 def test_a_capped_task_never_runs_more_than_its_cap(stack: Capped) -> None:
     ids = stack.submit("capped", [{"seconds": 0.5}] * 12)
     jobs = stack.wait(ids, {Status.COMPLETED}, timeout=60)
     assert all(j.status == Status.COMPLETED for j in jobs), [(j.id, j.status) for j in jobs]
-    assert _most_at_once(_intervals(jobs, TIMEOUT_S + LEASE_GRACE_S)) == 2
+    assert most_at_once(attempt_spans(jobs, TIMEOUT_S + LEASE_GRACE_S)) == 2
     # waiting for a slot used no attempt: every job ran once, on its first attempt
     assert all(j.attempt == 1 for j in jobs), [j.attempt for j in jobs]
 
@@ -113,9 +86,9 @@ def test_per_key_caps_keep_keys_apart(stack: Capped) -> None:
     assert all(j.status == Status.COMPLETED for j in jobs)
     by_customer = {c: [j for j in jobs if j.payload["customer"] == c] for c in ("a", "b")}
     lease = TIMEOUT_S + LEASE_GRACE_S
-    assert all(_most_at_once(_intervals(js, lease)) == 1 for js in by_customer.values())
+    assert all(most_at_once(attempt_spans(js, lease)) == 1 for js in by_customer.values())
     # and the two customers ran side by side
-    assert _most_at_once(_intervals(jobs, lease)) == 2
+    assert most_at_once(attempt_spans(jobs, lease)) == 2
 
 
 @pytest.mark.timeout(180)
@@ -132,7 +105,7 @@ def test_a_killed_holder_frees_its_slot_when_its_lease_lapses(stack: Capped) -> 
     jobs = stack.wait(ids, {Status.COMPLETED}, timeout=150)
     assert all(j.status == Status.COMPLETED for j in jobs), [(j.id, j.status) for j in jobs]
     lease = TIMEOUT_S + LEASE_GRACE_S
-    assert _most_at_once(_intervals(jobs, lease)) <= 2
+    assert most_at_once(attempt_spans(jobs, lease)) <= 2
     # Someone ran again after the kill: the slots did not leak.
-    later = [s for s, _ in _intervals(jobs, lease) if s > killed_at]
+    later = [s for s, _ in attempt_spans(jobs, lease) if s > killed_at]
     assert later
