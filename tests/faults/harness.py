@@ -117,10 +117,12 @@ def deploy(endpoint_url: str, emulator_url: str, stage: str, log_path: Path) -> 
         customize=customize,
     ).start()  # fmt: skip
     try:
-        direct_client("sqs", emulator_url).set_queue_attributes(
-            QueueUrl=cloud.env["TASKQ_QUEUE_URL"],
-            Attributes={"VisibilityTimeout": str(VISIBILITY_S)},
-        )
+        sqs = direct_client("sqs", emulator_url)
+        for name in ("TASKQ_QUEUE_URL", "TASKQ_HIGH_QUEUE_URL", "TASKQ_LOW_QUEUE_URL"):
+            # every priority's queue: a killed batch's records come back as soon on each
+            sqs.set_queue_attributes(
+                QueueUrl=cloud.env[name], Attributes={"VisibilityTimeout": str(VISIBILITY_S)}
+            )
     except BaseException:
         cloud.stop()
         raise
