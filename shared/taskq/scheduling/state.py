@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskq.aws import ConditionFailed, call
-from taskq.store.batches import until_processed
+from taskq.store.batches import batch_get
 from taskq.text import stored_time
 
 _PREFIX = "schedule:"  # a job id is 32 hex digits: no job's id starts so
-BATCH_GET_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -41,21 +40,10 @@ class ScheduleStates:
     def read(self, names: Sequence[str]) -> dict[str, ScheduleState]:
         """Every named schedule's state (a fresh one for a schedule never seen)."""
         found = {name: ScheduleState(name) for name in names}
-
-        def collect(response: Any) -> None:
-            for item in response.get("Responses", {}).get(self.table, []):
-                state = _state(item)
-                found[state.name] = state
-
-        unique = list(dict.fromkeys(names))
-        for start in range(0, len(unique), BATCH_GET_MAX):
-            keys = [_key(n) for n in unique[start : start + BATCH_GET_MAX]]
-            until_processed(
-                lambda request: self._send("batch_get_item", {"RequestItems": request}),
-                {self.table: {"Keys": keys, "ConsistentRead": True}},
-                lambda response: response.get("UnprocessedKeys") or {},
-                on_response=collect,
-            )
+        keys = [_key(name) for name in dict.fromkeys(names)]
+        for item in batch_get(self._send, self.table, keys):
+            state = _state(item)
+            found[state.name] = state
         return found
 
     def advance(self, seen: ScheduleState, watermark: float, last_job: str | None) -> bool:

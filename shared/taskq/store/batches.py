@@ -35,3 +35,26 @@ def until_processed(
         if attempt < tries - 1:
             sleep(min(1.0, 0.05 * 2**attempt))
     raise BackendError("DynamoDB left part of a batch unprocessed; retry later")
+
+
+BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
+
+
+def batch_get(
+    send: Callable[[str, dict[str, Any]], Any], table: str, keys: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The items of `table` at `keys` (consistent reads), 100 keys a BatchGetItem, each
+    call's unprocessed keys asked again; missing items are simply absent."""
+    items: list[dict[str, Any]] = []
+
+    def collect(response: Any) -> None:
+        items.extend(response.get("Responses", {}).get(table, []))
+
+    for start in range(0, len(keys), BATCH_GET_MAX):
+        until_processed(
+            lambda request: send("batch_get_item", {"RequestItems": request}),
+            {table: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}},
+            lambda response: response.get("UnprocessedKeys") or {},
+            on_response=collect,
+        )
+    return items

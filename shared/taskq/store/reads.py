@@ -12,7 +12,7 @@ from taskq.aws import call
 from taskq.backoff import is_expired
 from taskq.errors import InvalidRequest, JobNotFound
 from taskq.models import Job, Priority, Status
-from taskq.store.batches import until_processed
+from taskq.store.batches import batch_get
 from taskq.store.codec import (
     WAKE_BY_CLOCK,
     WAKE_BY_MESSAGE,
@@ -26,7 +26,6 @@ from taskq.store.codec import (
 from taskq.text import stored_time
 
 LIST_LIMIT_MAX = 100
-BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
 
 
 def get_request(table: str, job_id: str) -> dict[str, Any]:
@@ -201,25 +200,10 @@ class JobReader:
         One BatchGetItem per 100 ids instead of a GetItem each: listing a DLQ of a few
         hundred messages stays a handful of calls. Reads are consistent, like find's.
         """
-        wanted = list(dict.fromkeys(job_ids))
-        found: dict[str, Job] = {}
+        wanted = [key(job_id) for job_id in dict.fromkeys(job_ids)]
         now = self.clock()
-
-        def collect(response: Any) -> None:
-            for item in response.get("Responses", {}).get(self.table, []):
-                job = visible(item, now)
-                if job is not None:
-                    found[job.id] = job
-
-        for start in range(0, len(wanted), BATCH_GET_MAX):
-            keys = [key(job_id) for job_id in wanted[start : start + BATCH_GET_MAX]]
-            until_processed(
-                lambda request: self._send("batch_get_item", {"RequestItems": request}),
-                {self.table: {"Keys": keys, "ConsistentRead": True}},
-                lambda response: response.get("UnprocessedKeys") or {},
-                on_response=collect,
-            )
-        return found
+        jobs = (visible(item, now) for item in batch_get(self._send, self.table, wanted))
+        return {job.id: job for job in jobs if job is not None}
 
     def _pages(self, args: dict[str, Any]) -> Iterable[Any]:
         """Every page of a Query, following LastEvaluatedKey."""
