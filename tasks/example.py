@@ -59,3 +59,22 @@ async def call_partner(payload: PartnerPayload, ctx: JobContext) -> dict[str, ob
     go to the high-priority queue unless a submit asks for another."""
     await asyncio.sleep(payload.seconds)
     return {"order_id": payload.order_id, "attempt": ctx.attempt}
+
+
+class ImportPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: int = Field(default=400, ge=1, le=100_000)
+    step_s: float = Field(default=1.0, ge=0, le=5, description="how long each of 4 steps takes")
+
+
+@task(timeout_s=25, heartbeat_s=5)
+async def import_rows(payload: ImportPayload, ctx: JobContext) -> dict[str, object]:
+    """A long task that reports as it goes: `GET /jobs/{id}` shows its progress while it
+    runs, `GET /jobs/{id}/logs` (or `taskq logs ID --follow`) its lines. Each report also
+    renews its claim: with heartbeat_s=5 a worker that died is noticed after 5 s, not 25."""
+    steps = ("read the file", "check the rows", "write the rows", "index the rows")
+    for done, step in enumerate(steps):
+        ctx.log(f"step {done + 1}/{len(steps)}: {step}")
+        await asyncio.sleep(payload.step_s)
+        ctx.progress((done + 1) / len(steps), message=step)
+    return {"imported": payload.rows}

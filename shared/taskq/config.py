@@ -26,6 +26,7 @@ class Env:
     LOW_QUEUE_URL = "TASKQ_LOW_QUEUE_URL"
     DLQ_URL = "TASKQ_DLQ_URL"
     KEYS_TABLE = "TASKQ_KEYS_TABLE"
+    LOGS_TABLE = "TASKQ_LOGS_TABLE"  # ctx.log's lines; unset: they go to CloudWatch only
     AUTH = "TASKQ_AUTH"
     TASK_MODULES = "TASKQ_TASK_MODULES"
     RETENTION_DAYS = "TASKQ_RETENTION_DAYS"
@@ -59,6 +60,7 @@ class Settings:
     stale_after_s: int = 300  # a pending job this old, never claimed, is re-sent by the sweeper
     auth_required: bool = True  # production default; `make dev` turns it off, loudly
     keys_table: str | None = None
+    logs_table: str | None = None
     batch_concurrency: int = 10  # records of one SQS batch in flight at once (the worker)
     # A delay up to this rides on the SQS message (DelaySeconds); longer ones wait in the
     # due index for the clock. Tests lower it to see the index path without waiting.
@@ -95,6 +97,7 @@ class Settings:
             stale_after_s=_int(env, Env.STALE_AFTER_SECONDS, 300, low=1, high=86400),
             auth_required=auth == "required",
             keys_table=env.get(Env.KEYS_TABLE) or None,
+            logs_table=env.get(Env.LOGS_TABLE) or None,
             batch_concurrency=_int(env, Env.BATCH_CONCURRENCY, 10, low=1, high=100),
             delay_direct_max_s=_int(env, Env.DELAY_DIRECT_MAX_SECONDS, 900, low=0, high=900),
             clock_lookahead_s=_int(env, Env.CLOCK_LOOKAHEAD_SECONDS, 180, low=1, high=900),

@@ -22,10 +22,11 @@ from taskq.errors import (
     TaskqError,
 )
 from taskq.log import logger
-from taskq.models import DEFAULT_TENANT, Job, JobRequest, Priority, Status
+from taskq.models import DEFAULT_TENANT, Job, JobRequest, LogLine, Priority, Status
 from taskq.queue import SQS_DELAY_MAX_S, JobQueue, Outgoing
 from taskq.scheduling.delays import message_delay, wakes_by_clock
 from taskq.store import JobStore, NewJob
+from taskq.store.lines import LogLines
 from taskq.tasks import TaskRegistry
 
 # DynamoDB items are at most 400 KB; the payload may take 256 KiB (the SQS message
@@ -48,8 +49,10 @@ class JobService:
         *,
         default_max_attempts: int = 3,
         direct_delay_max_s: int = SQS_DELAY_MAX_S,
+        lines: LogLines | None = None,
     ) -> None:
         self.store = store
+        self.lines = lines  # ctx.log's lines; None: the deployment keeps none
         self.queue = queue
         self.registry = registry
         self.default_max_attempts = default_max_attempts
@@ -171,6 +174,17 @@ class JobService:
 
     def get(self, job_id: str, tenant: str | None = None) -> Job:
         return self.store.get(job_id, tenant)
+
+    def log_page(
+        self, job_id: str, tenant: str | None = None, *, after: str | None = None, limit: int = 100
+    ) -> tuple[Job, list[LogLine], str | None]:
+        """The job (JobNotFound for an unknown job or another tenant's) and its task's log
+        lines after the cursor, oldest first, with the cursor for the next ones."""
+        job = self.store.get(job_id, tenant)
+        if self.lines is None:
+            return job, [], after
+        lines, next_cursor = self.lines.page(job_id, after, limit)
+        return job, lines, next_cursor
 
     def find_by_key(self, idempotency_key: str, tenant: str) -> Job | None:
         """The job an idempotency key made, if it exists (its id derives from the key)."""

@@ -116,6 +116,16 @@ class Event(BaseModel):
     detail: str | None = None
 
 
+class Progress(BaseModel):
+    """The latest progress a running task reported with `ctx.progress` (kept after it ends)."""
+
+    fraction: float | None = Field(default=None, ge=0, le=1, description="0 to 1, when given")
+    detail: dict[str, Any] | None = Field(default=None, description="a small JSON object")
+    message: str | None = None
+    attempt: int = Field(description="the attempt that reported it")
+    at: datetime
+
+
 class Job(BaseModel):
     """A job as stored. Immutable: every change is a new version read back from the store."""
 
@@ -147,6 +157,7 @@ class Job(BaseModel):
     schedule: str | None = Field(default=None, description="the periodic schedule that fired it")
     priority: Priority = Priority.DEFAULT
     wakes_by_clock: bool = False  # delayed past SQS's reach: the clock sends its message
+    progress: Progress | None = None
 
 
 # --- HTTP shapes ---------------------------------------------------------------
@@ -269,6 +280,7 @@ class JobOut(BaseModel):
     run_at: datetime | None = Field(default=None, description="the time it was asked to run")
     schedule: str | None = Field(default=None, description="the periodic schedule that fired it")
     priority: Priority = Priority.DEFAULT
+    progress: Progress | None = Field(default=None, description="the task's latest report")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -288,6 +300,7 @@ class JobOut(BaseModel):
             run_at=_dt(job.run_at),
             schedule=job.schedule,
             priority=job.priority,
+            progress=job.progress,
         )
 
 
@@ -307,6 +320,23 @@ class BatchOut(BaseModel):
     accepted: int
     rejected: int
     items: list[BatchItemResult]
+
+
+class LogLine(BaseModel):
+    """One line a task wrote with `ctx.log`, or taskq's marker for the lines it dropped."""
+
+    at: datetime
+    attempt: int
+    message: str
+
+
+class LogPage(BaseModel):
+    job_id: str
+    lines: list[LogLine]
+    next_cursor: str | None = Field(
+        default=None,
+        description="pass as ?after= for the lines after these; null when none are stored yet",
+    )
 
 
 class EventsOut(BaseModel):

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ValidationError
 from taskq.caps import CONCURRENCY_MAX, Cap
 from taskq.config import MAX_ATTEMPTS_LIMIT
 from taskq.errors import ConfigError, InvalidRequest, PermanentError, UnknownSchedule, UnknownTask
+from taskq.log import logger
 from taskq.models import TASK_NAME_PATTERN, Priority
+from taskq.progress import AttemptReport, checked_progress
 from taskq.scheduling.declared import PeriodicSchedule, ScheduleSpec, bind_schedules
 from taskq.text import first_validation_error
 
@@ -34,6 +36,10 @@ class RetryPolicy:
     timeout_s: float = 20.0
     # Exceptions that retrying cannot cure; PermanentError is always among them.
     permanent: tuple[type[BaseException], ...] = ()
+    # None: a claim lasts the whole timeout. Set: it lasts this long, and each progress
+    # report or heartbeat from the task extends it (taskq.progress), so a worker that died
+    # is noticed after heartbeat_s, not after the timeout.
+    heartbeat_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts is not None and not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
@@ -42,6 +48,13 @@ class RetryPolicy:
             raise ConfigError("backoff needs 0 < base <= cap")
         if self.timeout_s <= 0:
             raise ConfigError("timeout_s must be positive")
+        if self.heartbeat_s is not None and not 1 <= self.heartbeat_s <= self.timeout_s:
+            raise ConfigError("heartbeat_s must be between 1 s and the task's timeout_s")
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claim lasts before another worker may take the job."""
+        return self.heartbeat_s if self.heartbeat_s is not None else self.timeout_s
 
     def is_permanent(self, exc: BaseException) -> bool:
         return isinstance(exc, (PermanentError, *self.permanent))
@@ -56,6 +69,26 @@ class JobContext:
     attempt: int  # within the current budget (a redrive may reset it)
     max_attempts: int
     runs: int = 0  # every attempt the job ever started, across redrives
+    report: AttemptReport | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, value: float | dict[str, Any], message: str | None = None) -> None:
+        """Report how far the task is: a fraction 0..1, or a small JSON object. Returns at
+        once (written at most once a second, the latest value kept) and, for a task with
+        heartbeat_s, extends its claim. Callable from plain and async tasks."""
+        progress = checked_progress(value, message)
+        if self.report is not None:
+            self.report.progress(progress)
+
+    def log(self, message: str) -> None:
+        """A line for GET /jobs/{id}/logs (and CloudWatch, with job_id and attempt)."""
+        logger.info(str(message), extra={"task_log": True})
+        if self.report is not None:
+            self.report.log(str(message))
+
+    def heartbeat(self) -> None:
+        """Extend the claim of a task with heartbeat_s without reporting progress."""
+        if self.report is not None:
+            self.report.heartbeat()
 
 
 TaskFn = Callable[[Any, JobContext], Any]  # plain, or `async def` (then it returns an awaitable)
@@ -126,6 +159,7 @@ class TaskRegistry:
         priority: str = Priority.DEFAULT,
         concurrency: int | None = None,
         concurrency_key: str | None = None,
+        heartbeat_s: float | None = None,
     ) -> Callable[[TaskFn], TaskFn]:
         """Register `fn(payload, ctx)` (plain or `async def`) as a task. The payload
         model defaults to fn's annotation. `schedule` makes it periodic: an EventBridge
@@ -133,7 +167,8 @@ class TaskRegistry:
         several `Schedule(...)`s. `priority`: "high", "default" or "low", the queue its
         jobs wait in unless a submit names another. `concurrency`: at most this many of its
         attempts run at once across all workers (per value of the payload field
-        `concurrency_key`, if given)."""
+        `concurrency_key`, if given). `heartbeat_s`: the claim lasts this long and each
+        `ctx.progress`/`ctx.heartbeat` extends it (the task then must report that often)."""
 
         def register(fn: TaskFn) -> TaskFn:
             task_name = name or fn.__name__
@@ -145,7 +180,9 @@ class TaskRegistry:
                     f"{', '.join(p.value for p in Priority)}, not {priority!r}"
                 ) from None
             model = payload or _payload_annotation(fn)
-            policy = RetryPolicy(max_attempts, backoff_base_s, backoff_cap_s, timeout_s, permanent)
+            policy = RetryPolicy(
+                max_attempts, backoff_base_s, backoff_cap_s, timeout_s, permanent, heartbeat_s
+            )
             cap = _cap(task_name, model, concurrency, concurrency_key)
             unscheduled = Task(task_name, fn, model, policy, priority=queue_priority, cap=cap)
             schedules = bind_schedules(

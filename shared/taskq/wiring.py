@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from taskq.auth import Authenticator
     from taskq.jobs import JobService
     from taskq.scheduling.periodic import ScheduleService
+    from taskq.store.lines import LogLines
     from taskq.worker import Worker
 
 
@@ -52,6 +53,7 @@ class Services:
             self.registry,
             default_max_attempts=self.settings.default_max_attempts,
             direct_delay_max_s=self.settings.delay_direct_max_s,
+            lines=self.log_lines,
         )
 
     @cached_property
@@ -81,21 +83,33 @@ class Services:
         from taskq.aio import AioClient
         from taskq.queue import AsyncJobQueue
         from taskq.store.aio import AsyncJobStore
+        from taskq.store.lines import AsyncLineWriter
         from taskq.worker import Worker
 
         config = self.settings
-        store = AsyncJobStore(
-            config.table_name,
-            AioClient("dynamodb", config.region, config.endpoint_url),
-            retention_days=config.retention_days,
-        )
+        dynamodb = AioClient("dynamodb", config.region, config.endpoint_url)
+        store = AsyncJobStore(config.table_name, dynamodb, retention_days=config.retention_days)
+        lines = None
+        if config.logs_table:
+            lines = AsyncLineWriter(config.logs_table, dynamodb, config.retention_days)
         queue = AsyncJobQueue(
             AioClient("sqs", config.region, config.endpoint_url),
             config.queue_url,
             config.dlq_url,
             priority_urls(config),
         )
-        return Worker(store, queue, self.registry, concurrency=config.batch_concurrency)
+        return Worker(
+            store, queue, self.registry, concurrency=config.batch_concurrency, lines=lines
+        )
+
+    @cached_property
+    def log_lines(self) -> LogLines | None:
+        """What tasks wrote with ctx.log, for the API, the CLI and the dashboard."""
+        if not self.settings.logs_table:
+            return None
+        from taskq.store.lines import LogLines
+
+        return LogLines(self.settings.logs_table, self.store.db)
 
 
 def build(config: Settings) -> Services:

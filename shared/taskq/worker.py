@@ -32,8 +32,10 @@ from taskq.caps import HOLD_MARGIN_S, Cap, Caps, Hold, wait_s
 from taskq.errors import InvalidTransition, JobNotFound, ResultRejected, TaskqError
 from taskq.log import logger
 from taskq.models import Job, QueueMessage, Status
+from taskq.progress import AttemptReport
 from taskq.queue import AsyncJobQueue, parse_body
 from taskq.store.aio import AsyncJobStore
+from taskq.store.lines import AsyncLineWriter
 from taskq.store.transitions import HANDOFF_HOLD_S
 from taskq.tasks import JobContext, Task, TaskRegistry
 from taskq.text import first_line
@@ -57,10 +59,12 @@ class Worker:
         registry: TaskRegistry,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        lines: AsyncLineWriter | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
+        self.lines = lines  # where ctx.log's lines go; None: CloudWatch only
         self.queue = queue
         self.registry = registry
         self.caps = Caps(store.table, store.db, clock)
@@ -175,8 +179,9 @@ class Worker:
     ) -> None:
         try:
             # The lease counts from now, when the attempt really starts.
+            lease_s = task.policy.lease_s if task is not None else timeout
             claim = self.store.transitions.claim(
-                message.job_id, lease_until(now, timeout), now, task=message.task
+                message.job_id, lease_until(now, lease_s), now, task=message.task
             )
             job = await self.store.apply(claim)
         except JobNotFound:
@@ -194,7 +199,8 @@ class Worker:
 
     async def _run(self, record: SQSRecord, job: Job, task: Task) -> None:
         runs = sum(event.kind == Status.RUNNING for event in job.events)
-        ctx = JobContext(job.id, job.task, job.attempt, job.max_attempts, runs)
+        report = self._report(record, job, task, runs)
+        ctx = JobContext(job.id, job.task, job.attempt, job.max_attempts, runs, report)
         started = self.clock()
         try:
             payload = task.parse(job.payload)
@@ -202,8 +208,10 @@ class Worker:
             await self._fail(record, job, f"payload no longer valid: {exc}")
             return
         try:
-            result = await self.runner.run(
-                task.fn, (payload, ctx), is_async=task.is_async, timeout_s=task.policy.timeout_s
+            result = await report.alongside(
+                self.runner.run(
+                    task.fn, (payload, ctx), is_async=task.is_async, timeout_s=task.policy.timeout_s
+                )
             )
             result_json = _result_json(result)
         except Exception as exc:  # a task may raise anything; the policy decides
@@ -219,6 +227,21 @@ class Worker:
             return
         logger.info("job completed", extra={"duration_s": round(self.clock() - started, 3)})
         metrics.job_completed(self.clock() - started)
+
+    def _report(self, record: SQSRecord, job: Job, task: Task, runs: int) -> AttemptReport:
+        async def extend_visibility(seconds: int) -> None:
+            await self.queue.delay(record.receipt_handle, seconds, record.event_source_arn)
+
+        return AttemptReport(
+            job_id=job.id,
+            attempt=job.attempt,
+            run=runs,
+            store=self.store,
+            lines=self.lines,
+            heartbeat_s=task.policy.heartbeat_s,
+            extend_visibility=extend_visibility,
+            clock=self.clock,
+        )
 
     async def _after_failure(
         self, record: SQSRecord, job: Job, task: Task, exc: BaseException

@@ -55,6 +55,7 @@ def settings(aws: Resources) -> Settings:
         table_name=aws.tables["JobsTable"],
         queue_url=aws.queue_urls["JobQueue"],
         dlq_url=aws.queue_urls["DeadLetterQueue"],
+        logs_table=aws.tables["JobLogsTable"],
         region=REGION,
         auth_required=False,
     )

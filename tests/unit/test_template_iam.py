@@ -221,7 +221,7 @@ def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         params = {
             "Stage": "iam",
             "AuthMode": "required",
-            "TaskModules": "taskq.demo_tasks,scheduled_tasks,capped_tasks",
+            "TaskModules": "taskq.demo_tasks,scheduled_tasks,capped_tasks,reporting_tasks",
         }
         resources = provision(Stack.from_file(TEMPLATE, parameters=params), endpoint_url=None)
         account = next(iter(resources.queue_arns.values())).split(":")[4]
@@ -274,6 +274,8 @@ def exercise(world: World) -> None:
     assert world.api("GET", f"/jobs/{job['id']}/events")[0] == 200
     assert world.api("GET", "/jobs", query={"status": "pending"})[0] == 200
     assert world.api("GET", "/jobs", query={"task": "echo"})[0] == 200
+    status, reporting = world.api("POST", "/jobs", body={"task": "report_steps", "payload": {}})
+    assert status == 202, reporting
 
     malformed = {
         "MessageId": "m-1",
@@ -285,6 +287,8 @@ def exercise(world: World) -> None:
     assert len(result["batchItemFailures"]) == 1  # the `fail` job retrying
     assert world.api("GET", f"/jobs/{doomed['id']}")[1]["status"] == "failed"
     assert world.api("POST", f"/jobs/{doomed['id']}/retry")[0] == 200
+    status, logs = world.api("GET", f"/jobs/{reporting['id']}/logs")
+    assert status == 200 and len(logs["lines"]) == 4, logs
     world.deliver()  # the redriven job, and the cancelled job's message: acknowledged
     for priority, queue in (("high", "HighPriorityQueue"), ("low", "LowPriorityQueue")):
         flaky = {"task": "fail", "payload": {"times": 1}, "priority": priority}

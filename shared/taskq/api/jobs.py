@@ -30,11 +30,13 @@ from taskq.models import (
     JobOut,
     JobPage,
     JobRequest,
+    LogPage,
     Priority,
     Status,
 )
 from taskq.problems import MEDIA_TYPE, PROBLEM, PROBLEM_REF
 from taskq.store.codec import CURSOR_MAX_CHARS
+from taskq.store.lines import LOG_CURSOR_MAX_DIGITS, LOG_PAGE_MAX
 from taskq.text import first_validation_error
 
 router = APIRouter(prefix="/jobs", route_class=JsonBodyRoute, responses=KEYED)
@@ -185,6 +187,29 @@ def get_job(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> JobOut:
 @router.get("/{job_id}/events", response_model=EventsOut, responses=_JOB)
 def job_events(job_id: JobIdParam, svc: ServicesDep, tenant: TenantDep) -> EventsOut:
     return EventsOut(job_id=job_id, events=list(svc.jobs.get(job_id, tenant).events))
+
+
+@router.get("/{job_id}/logs", response_model=LogPage, responses=_JOB)
+def job_logs(
+    job_id: JobIdParam,
+    svc: ServicesDep,
+    tenant: TenantDep,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=LOG_CURSOR_MAX_DIGITS,
+            pattern=r"^[0-9]+$",
+            description="a previous page's next_cursor, unchanged: the lines after it",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_MAX)] = 100,
+) -> LogPage:
+    """The lines the job's task wrote with ctx.log, oldest first, each with its attempt;
+    a marker line says how many an attempt dropped over its limits. Poll with the
+    returned next_cursor to follow a running job."""
+    _, lines, next_cursor = svc.jobs.log_page(job_id, tenant, after=after, limit=limit)
+    return LogPage(job_id=job_id, lines=lines, next_cursor=next_cursor)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses={**_JOB, 409: PROBLEM})

@@ -33,10 +33,12 @@ STACK_OUTPUTS = {
     Env.QUEUE_URL: "JobQueueUrl",
     Env.DLQ_URL: "DeadLetterQueueUrl",
 }
-# Outputs a stack deployed before priorities lacks: its one queue then serves them all.
+# Outputs a stack deployed before priorities lacks (its one queue then serves them all),
+# or before job logs (then there are none to show).
 OPTIONAL_OUTPUTS = {
     Env.HIGH_QUEUE_URL: "HighPriorityQueueUrl",
     Env.LOW_QUEUE_URL: "LowPriorityQueueUrl",
+    Env.LOGS_TABLE: "JobLogsTableName",  # and before job logs
 }
 
 

@@ -48,6 +48,13 @@ class AsyncJobStore:
             return write.refused(failed.item, self.clock())
         return write.accepted(response)
 
+    async def touch(self, write: Write) -> None:
+        """Send a write that changes no status (a heartbeat): only its refusal matters."""
+        try:
+            await self.db.call("update_item", write.request)
+        except ConditionFailed as failed:
+            write.refused(failed.item, self.clock())
+
     async def find(self, job_id: str) -> Job | None:
         """The job, or None if missing or expired (a consistent read)."""
         response = await self.db.call("get_item", get_request(self.table, job_id))

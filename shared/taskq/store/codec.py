@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskq.errors import InvalidRequest
-from taskq.models import DEFAULT_TENANT, Event, Job, Priority, Status, is_job_id
+from taskq.models import DEFAULT_TENANT, Event, Job, Priority, Progress, Status, is_job_id
 from taskq.text import parse_stored_time, stored_time
 
 Item = dict[str, Any]
@@ -181,7 +181,18 @@ def to_job(item: Mapping[str, Any]) -> Job:
         schedule=text("schedule"),
         priority=Priority(text("priority") or Priority.DEFAULT),
         wakes_by_clock=item.get("wake", {}).get("S") == WAKE_BY_CLOCK,
+        progress=_progress(text("progress")),
     )
+
+
+def _progress(stored: str | None) -> Progress | None:
+    """The progress attribute, written by the worker as Progress's JSON (taskq.progress)."""
+    if stored is None:
+        return None
+    try:
+        return Progress.model_validate_json(stored)
+    except ValueError:  # never written so; an unreadable report must not hide the job
+        return None
 
 
 # --- cursors -----------------------------------------------------------------------

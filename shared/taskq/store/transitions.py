@@ -34,6 +34,7 @@ redrive         failed                        keeping the count: attempt =     p
                                               the count read just before       or budget + 1;
                                                                                hand-off removed
 record_event    any                           the item has a history           one event
+heartbeat       running (no status change)    attempt = the claimed attempt    progress, lease
 mark_requeued   the status the sweeper read   updated_at = the version read    updated_at, event
 
 A failed job has exactly one live DLQ message: the write that fails it takes a hand-off
@@ -375,6 +376,39 @@ class Transitions:
             condition="attribute_exists(events)",
             values={":ev": {"L": [event(kind, now, detail=detail)]}},
         )
+
+    def heartbeat(
+        self,
+        job_id: str,
+        attempt: int,
+        *,
+        progress_json: str | None = None,
+        lease_until: float | None = None,
+    ) -> Write:
+        """A running attempt's progress and/or a longer lease; no status change, no event.
+
+        Fenced like a finish: a stale attempt (its lease lapsed, the job claimed again)
+        cannot overwrite the newer attempt's progress nor stretch its lease. updated_at is
+        left alone: it is the version the sweeper's re-send is conditional on. Only the
+        changed attributes come back (UPDATED_NEW): the item may hold a large payload."""
+        sets, values = [], {":running": {"S": Status.RUNNING}, ":attempt": {"N": str(attempt)}}
+        if progress_json is not None:
+            sets.append("progress = :progress")
+            values[":progress"] = {"S": progress_json}
+        if lease_until is not None:
+            sets.append("lease_until = :lease")
+            values[":lease"] = {"N": repr(lease_until)}
+        if not sets:
+            raise ValueError("a heartbeat writes progress, a lease, or both")
+        write = self._write(
+            job_id,
+            "heartbeat",
+            update="SET " + ", ".join(sets),
+            condition="#s = :running AND attempt = :attempt",
+            values=values,
+        )
+        write.request["ReturnValues"] = "UPDATED_NEW"
+        return write
 
     def mark_requeued(self, job: Job, reason: str, now: float) -> Write:
         """The sweeper re-sent the job's message; no status change."""
