@@ -54,6 +54,10 @@ def test_keys_gate_the_api_and_tenants_stay_apart(cloud: LocalCloud, keys: KeySt
 
     as_globex = {"Authorization": f"Bearer {globex}"}
     assert call("GET", f"{cloud.api_url}/jobs/{job_id}", headers=as_globex).status == 404
+    logs = f"{cloud.api_url}/jobs/{job_id}/logs"
+    assert call("GET", logs, headers=as_globex).status == 404  # not "forbidden": not there
+    assert call("GET", logs, headers={"X-Api-Key": acme}).status == 200
+    assert call("GET", logs).status == 401
     listing = call("GET", f"{cloud.api_url}/jobs?status=completed", headers=as_globex).json()
     assert all(item["id"] != job_id for item in listing["items"])
 

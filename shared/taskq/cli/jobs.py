@@ -1,4 +1,4 @@
-"""Job commands: submit (and wait), status, events, cancel, stats, and `jobs ls`.
+"""Job commands: submit (and wait), status, events, logs, cancel, stats, and `jobs ls`.
 
 Every read and change goes through `JobService`, the same operations the HTTP API
 calls, so a job submitted or cancelled here is validated and recorded as it would be
@@ -22,9 +22,11 @@ from taskq.jobs import JobService
 from taskq.models import DEFAULT_TENANT, TERMINAL, EventsOut, Job, JobRequest, Priority, Status
 from taskq.stats import collect
 from taskq.store import LIST_LIMIT_MAX
+from taskq.store.lines import LOG_PAGE_MAX
 from taskq.text import first_validation_error
 
 WAIT_POLL_S = (0.2, 1.0)  # --wait polls from the first to the second interval, doubling
+FOLLOW_POLL_S = 1.0  # logs --follow: the worker writes a job's lines once a second
 
 # The top-level job commands (merged into the root app) and the `jobs` group.
 commands = typer.Typer()
@@ -126,6 +128,34 @@ def events(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> No
         render.print_json(EventsOut(job_id=job.id, events=list(job.events)).model_dump(mode="json"))
         return
     operator.out.print(render.events_table(job))
+
+
+@commands.command()
+def logs(
+    ctx: typer.Context,
+    job_id: JobIdArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new lines until the job ends")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the lines a job's task wrote with ctx.log, oldest first, with their attempt
+    (--json: one JSON object per line)."""
+    job_id = options.job_id(job_id)
+    operator = OperatorContext.of(ctx)
+    after: str | None = None
+    while True:
+        job, lines, after = operator.jobs.log_page(job_id, after=after, limit=LOG_PAGE_MAX)
+        for line in lines:
+            if as_json:
+                render.print_json_line(line.model_dump(mode="json"))
+            else:
+                operator.out.print(render.log_line(line), markup=False, highlight=False)
+        if len(lines) == LOG_PAGE_MAX:
+            continue  # more are stored: no wait
+        if not follow or job.status in TERMINAL:
+            return  # a finished job's last lines were written before its outcome
+        time.sleep(FOLLOW_POLL_S)
 
 
 @commands.command()

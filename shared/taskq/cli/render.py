@@ -20,7 +20,8 @@ from rich.table import Table
 
 from taskq.auth import ApiKey
 from taskq.dlq import Action, DeadEntry, Outcome, Report
-from taskq.models import Job, JobOut, Priority, Status
+from taskq.models import Job, JobOut, LogLine, Priority, Status
+from taskq.models import Progress as JobProgress
 from taskq.scheduling.periodic import ScheduleView
 from taskq.stats import Stats
 from taskq.text import first_line, iso_seconds, readable_time
@@ -130,8 +131,30 @@ def show_job(out: Console, job: Job, as_json: bool, note: str = "") -> None:
             else when(shown.run_after.timestamp())
         ),
         "expires": None if shown.expires_at is None else shown.expires_at.isoformat(),
+        "progress": None if job.progress is None else progress_text(job.progress),
     }
     out.print(_fields(rows))
+
+
+def progress_text(progress: JobProgress) -> str:
+    """`42% copying (attempt 2)`, or the reported object when there is no fraction."""
+    parts = [f"{progress.fraction:.0%}" if progress.fraction is not None else ""]
+    if progress.detail is not None:
+        parts.append(json.dumps(progress.detail))
+    if progress.message:
+        parts.append(progress.message)
+    return " ".join(p for p in parts if p) + f" (attempt {progress.attempt})"
+
+
+def log_line(line: LogLine) -> str:
+    """One of a task's lines, as `taskq logs` prints it: time, attempt, text."""
+    return f"{line.at.strftime('%H:%M:%S.%f')[:-3]}  #{line.attempt}  {line.message}"
+
+
+def print_json_line(data: Any) -> None:
+    """One compact JSON document per line (JSON Lines): what a follower streams."""
+    sys.stdout.write(json.dumps(data, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
 
 
 def events_table(job: Job) -> Table:
