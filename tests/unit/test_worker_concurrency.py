@@ -60,6 +60,7 @@ def registry() -> TaskRegistry:
         try:
             await asyncio.sleep(payload.seconds)
             logger.info("inside the task", extra={"seen_job": ctx.job_id})
+            ctx.log(f"ctx.log of {ctx.job_id}")
             return {"job": ctx.job_id}
         finally:
             FLIGHT.leave()
@@ -70,6 +71,7 @@ def registry() -> TaskRegistry:
         try:
             RELEASE.wait(payload.seconds)
             logger.info("inside the task", extra={"seen_job": ctx.job_id})
+            ctx.log(f"ctx.log of {ctx.job_id}")
             return {"job": ctx.job_id}
         finally:
             FLIGHT.leave()
@@ -167,6 +169,11 @@ def test_log_lines_carry_their_own_records_job_id(
     for line in inside:  # interleaved records never borrow each other's keys
         assert line["job_id"] == line["seen_job"]
         assert line["attempt"] == 1
+    # ctx.log's lines reach CloudWatch with the same keys, from the loop and from threads
+    logged = [line for line in lines if line.get("message", "").startswith("ctx.log of ")]
+    assert len(logged) == 6
+    assert all(line["message"] == f"ctx.log of {line['job_id']}" for line in logged)
+    assert all(line["attempt"] == 1 for line in logged)
 
 
 def test_records_waiting_for_a_slot_are_handed_back_when_time_runs_short(
