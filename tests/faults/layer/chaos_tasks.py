@@ -66,6 +66,10 @@ def _stall(seconds: float) -> None:
 
 
 def _outcome(payload: ChaosPayload, ctx: JobContext) -> dict[str, Any]:
+    # Every attempt reports, so progress and line writes meet the suite's AWS faults too
+    # (a failed report must never fail, lose or double-run a job).
+    ctx.log(f"chaos job {payload.n} attempt {ctx.attempt}")
+    ctx.progress(0.5, message="deciding")
     if payload.permanent:
         raise PermanentError(f"chaos job {payload.n} fails for good")
     if ctx.attempt <= payload.fail_until:
