@@ -211,10 +211,11 @@ class JobService:
         its status stays as it is."""
         return self.store.record_event(job_id, kind, detail)
 
-    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
+    def cancel(self, job_id: str, tenant: str | None = None, *, actor: str | None = None) -> Job:
         """scheduled/pending/retrying -> cancelled; its message, when received (a scheduled
-        job's wake-up too), is acknowledged unrun."""
-        return self.store.cancel(job_id, tenant)
+        job's wake-up too), is acknowledged unrun. An operator's cancel names them (`actor`)
+        in the job's history, as a redrive does."""
+        return self.store.cancel(job_id, tenant, actor=actor)
 
     def redrive(
         self,

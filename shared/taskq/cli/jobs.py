@@ -131,7 +131,8 @@ def events(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> No
 @commands.command()
 def cancel(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     """Cancel a pending or retrying job (a running one cannot be: exit 1)."""
-    _show_after(ctx, job_id, as_json, lambda jobs, checked: jobs.cancel(checked))
+    actor = OperatorContext.of(ctx).actor
+    _show_after(ctx, job_id, as_json, lambda jobs, checked: jobs.cancel(checked, actor=actor))
 
 
 def _show_after(
