@@ -209,6 +209,21 @@ def test_redrive_from_the_dlq_brings_the_job_back(
     assert page.locator("#dlq-empty").is_visible()
 
 
+def test_the_job_pages_redrive_button_brings_it_back(page: Page, dashboard: Dashboard) -> None:
+    job_id = dashboard.submit("fail", {"times": 2}, max_attempts=2)
+    dashboard.stack.wait_status([job_id], Status.FAILED)
+    dashboard.stack.wait_dlq_visible(1)
+    page.goto(f"{dashboard.url}/jobs/{job_id}")
+    page.locator("#redrive").click()
+    assert page.url.endswith(f"/jobs/{job_id}")
+    assert page.locator("#timeline li[data-kind=redriven]").count() == 1
+    assert ACTOR in page.locator("#timeline li[data-kind=redriven]").inner_text()
+    dashboard.stack.wait_status([job_id], Status.COMPLETED)
+    page.reload()
+    assert page.locator("#job-status").inner_text() == "completed"
+    assert dashboard.stack.dlq_depth() == {"visible": 0, "in_flight": 0, "delayed": 0}
+
+
 def test_purge_asks_for_confirmation_then_deletes(page: Page, dashboard: Dashboard) -> None:
     doomed = dashboard.submit("fail", {"times": 9}, max_attempts=1)
     dashboard.stack.wait_status([doomed], Status.FAILED)

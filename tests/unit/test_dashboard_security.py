@@ -141,6 +141,14 @@ def test_bad_input_is_a_clear_page_not_a_trace(client: TestClient) -> None:
         assert "Traceback" not in page.text
 
 
+def test_a_script_asking_for_json_gets_problem_json(services: Services) -> None:
+    with client_for(services, TOKEN) as client:
+        refused = client.get("/jobs", headers={"Accept": "application/json"})
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["status"] == 401 and "token" in refused.json()["detail"]
+
+
 def test_no_secrets_on_a_page(client: TestClient, services: Services) -> None:
     job_id = pending_job(services)
     for path in ("/", "/jobs", f"/jobs/{job_id}", "/dlq", "/schedules"):

@@ -151,6 +151,10 @@ def _secured(response: Response) -> Response:
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:
+    """An HTML page for a browser; problem+json for a script that asks for JSON."""
+    accept = request.headers.get("accept", "")
+    if "json" in accept and "text/html" not in accept:
+        return problems.problem(status, message)
     dashboard = dashboard_of(request)
     return dashboard.render(
         request, "error.html", {"status": status, "message": message}, status=status
