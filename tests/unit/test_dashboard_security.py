@@ -129,6 +129,10 @@ def test_bad_input_is_a_clear_page_not_a_trace(client: TestClient) -> None:
     for path, status in [
         ("/jobs?status=bogus", 400),
         ("/jobs?limit=0", 400),
+        ("/jobs?task=" + "x" * 3000, 400),
+        ("/jobs?status=failed&tenant=a%23b", 400),
+        ("/jobs?status=failed&cursor=bm90LWEtY3Vyc29y", 422),
+        ("/jobs?q=%3Cscript%3E", 404),
         ("/jobs/not-a-job", 404),
         (f"/jobs/{'0' * 32}", 404),
         ("/dlq?error_match=(", 400),
@@ -139,6 +143,27 @@ def test_bad_input_is_a_clear_page_not_a_trace(client: TestClient) -> None:
         assert page.status_code == status, (path, page.text)
         assert 'id="problem"' in page.text
         assert "Traceback" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "status", "says"),
+    [
+        ("/schedules/nope/pause", {}, 422, "unknown schedule"),
+        ("/schedules/nope/explode", {}, 404, "no such page"),
+        ("/dlq/preview", {"operation": "explode"}, 400, "redrive or purge"),
+        ("/dlq/preview", {"operation": "purge"}, 400, "select at least one"),
+        ("/dlq/preview", {"operation": "purge", "id": "../../etc"}, 400, "neither a job id"),
+        ("/dlq/apply", {"operation": "purge", "scope": "matching"}, 400, "nothing confirmed"),
+        (f"/jobs/{'0' * 32}/cancel", {}, 404, "not found"),
+    ],
+)
+def test_a_bad_form_is_a_clear_page(
+    client: TestClient, path: str, form: dict[str, str], status: int, says: str
+) -> None:
+    csrf = csrf_of(client.get("/").text)
+    answer = client.post(path, data={"csrf": csrf, **form}, headers={"Origin": OWN})
+    assert answer.status_code == status, answer.text
+    assert says in answer.text and "Traceback" not in answer.text
 
 
 def test_a_script_asking_for_json_gets_problem_json(services: Services) -> None:

@@ -8,7 +8,7 @@ ScheduleService), which talks to AWS through boto3.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +63,7 @@ class Dashboard:
     guard: Guard
     templates: Jinja2Templates
     stack_label: str
+    memo: dict[str, object] = field(default_factory=dict)  # what pages keep between requests
 
     @cached_property
     def dead(self) -> DeadLetters:

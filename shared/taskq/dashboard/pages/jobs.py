@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from taskq.auth import TENANT_PATTERN
 from taskq.dashboard.app import Dashboard, dashboard_of
 from taskq.dashboard.security import checked_form
 from taskq.dlq import DELETED, Selector
@@ -26,6 +27,7 @@ from taskq.errors import JobNotFound, UsageError
 from taskq.models import (
     CURSOR_PATTERN,
     DEFAULT_TENANT,
+    TASK_NAME_PATTERN,
     TERMINAL,
     Job,
     Priority,
@@ -40,6 +42,8 @@ PAGE_SIZE = 25
 FOLD_CHARS = 2_000  # payloads and results longer than this start folded
 CANCELLABLE = frozenset({Status.SCHEDULED, Status.PENDING, Status.RETRYING})
 CURSOR_RE = re.compile(CURSOR_PATTERN)
+TASK_RE = re.compile(TASK_NAME_PATTERN)
+TENANT_RE = re.compile(TENANT_PATTERN)
 E = TypeVar("E", bound=StrEnum)
 
 
@@ -51,6 +55,16 @@ def _choice(kind: type[E], value: str | None, name: str) -> E | None:
     except ValueError:
         allowed = ", ".join(str(v) for v in kind)
         raise UsageError(f"{name} must be one of {allowed}") from None
+
+
+def _name(pattern: re.Pattern[str], value: str | None, name: str) -> str | None:
+    """A task or tenant filter, when it could name one (anything else matches no job, and
+    would only reach DynamoDB as a key it refuses)."""
+    if not value:
+        return None
+    if not pattern.fullmatch(value):
+        raise UsageError(f"{name} {value[:80]!r} cannot name a {name}")
+    return value
 
 
 def _limit(value: str | None) -> int:
@@ -68,11 +82,12 @@ def jobs_list(request: Request) -> Response:
     params = request.query_params
     lookup = (params.get("q") or "").strip()
     if lookup:
-        return _lookup(dashboard, request, lookup, params.get("tenant") or DEFAULT_TENANT)
+        key_tenant = _name(TENANT_RE, params.get("tenant"), "tenant") or DEFAULT_TENANT
+        return _lookup(dashboard, request, lookup, key_tenant)
     status = _choice(Status, params.get("status"), "status")
     priority = _choice(Priority, params.get("priority"), "priority")
-    task = params.get("task") or None
-    tenant = params.get("tenant") or None
+    task = _name(TASK_RE, params.get("task"), "task")
+    tenant = _name(TENANT_RE, params.get("tenant"), "tenant")
     limit = _limit(params.get("limit"))
     cursor = params.get("cursor") or None
     if cursor is not None and not CURSOR_RE.fullmatch(cursor):
