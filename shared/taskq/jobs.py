@@ -190,6 +190,28 @@ class JobService:
             tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
         )
 
+    def browse(
+        self,
+        *,
+        tenant: str | None = None,
+        status: Status | None = None,
+        task: str | None = None,
+        priority: Priority | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """What an operator lists (`taskq jobs ls`, the dashboard's /jobs): by status or
+        task, a page at a time (a Query); with neither, the newest of every status."""
+        if status is None and not task:
+            if cursor:
+                raise InvalidRequest(
+                    "a cursor continues a listing by status or task", field="cursor"
+                )
+            return self.list_newest(tenant=tenant, priority=priority, limit=limit), None
+        return self.list_jobs(
+            tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
+        )
+
     def find(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None when there is none (for callers to whom absence is no error)."""
         return self.store.find(job_id, tenant)

@@ -133,6 +133,7 @@ def test_bad_input_is_a_clear_page_not_a_trace(client: TestClient) -> None:
         ("/jobs?status=failed&tenant=a%23b", 400),
         ("/jobs?status=failed&cursor=bm90LWEtY3Vyc29y", 422),
         ("/jobs?q=%3Cscript%3E", 404),
+        ("/jobs?cursor=abc", 422),
         ("/jobs/not-a-job", 404),
         (f"/jobs/{'0' * 32}", 404),
         ("/dlq?error_match=(", 400),

@@ -37,7 +37,7 @@ from taskq.dashboard.security import (
 from taskq.dlq import DeadLetters
 from taskq.errors import ConfigError, TaskqError, UsageError
 from taskq.log import logger
-from taskq.text import first_line, iso_seconds
+from taskq.text import first_line
 from taskq.wiring import Services
 
 HERE = Path(__file__).resolve().parent
@@ -94,7 +94,7 @@ def create_app(
     app = FastAPI(title="taskq dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["static_version"] = STATIC_VERSION
-    templates.env.filters.update(utc=_utc, epoch=iso_seconds, age=age_span)
+    templates.env.filters.update(utc=_utc, epoch=_epoch, age=age_span)
     guard = Guard(port=port, token=token)
     app.state.dashboard = Dashboard(services, actor, guard, templates, stack_label)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -114,7 +114,12 @@ def create_app(
 async def _guarded(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Host and token on every request; a new session cookie for a browser without one."""
+    """Host and token on every request; a new session cookie for a browser without one.
+
+    Cookies are SameSite=Lax: a link shared in a chat opens with them (Strict would not
+    send them on that first navigation: a 401, or a new session that voids the CSRF token
+    of the operator's other tabs), while another site's POST still carries none.
+    """
     dashboard = dashboard_of(request)
     guard = dashboard.guard
     try:
@@ -126,7 +131,7 @@ async def _guarded(
             )
             target = request.url.path + (f"?{query}" if query else "")
             response: Response = RedirectResponse(target, 303)
-            response.set_cookie(AUTH_COOKIE, guard.auth_cookie(), httponly=True, samesite="strict")
+            response.set_cookie(AUTH_COOKIE, guard.auth_cookie(), httponly=True, samesite="lax")
             return _secured(response)
         guard.check_token(request)
     except Refused as exc:
@@ -137,12 +142,16 @@ async def _guarded(
         request.state.new_session = new_session
     response = await call_next(request)
     if new_session is not None:
-        response.set_cookie(SESSION_COOKIE, new_session, httponly=True, samesite="strict")
+        response.set_cookie(SESSION_COOKIE, new_session, httponly=True, samesite="lax")
     return _secured(response)
 
 
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _epoch(seconds: float) -> str:
+    return _utc(datetime.fromtimestamp(seconds, UTC))
 
 
 def _secured(response: Response) -> Response:

@@ -115,7 +115,7 @@ class Guard:
 
     def check_origin(self, request: Request) -> None:
         """A state change must come from a page of this dashboard (same scheme, host, port)."""
-        host = request.headers.get("host", "")
+        host = request.headers.get("host", "").lower()
         own = {f"http://{host}", f"https://{host}"}
         origin = request.headers.get("origin")
         if origin is None or origin == "null":

@@ -93,13 +93,9 @@ def jobs_list(request: Request) -> Response:
     if cursor is not None and not CURSOR_RE.fullmatch(cursor):
         raise UsageError("cursor is not one this dashboard gave")
     filters = {"status": status, "task": task, "tenant": tenant, "priority": priority}
-    next_cursor = None
-    if status is None and task is None:
-        jobs = dashboard.services.jobs.list_newest(tenant=tenant, priority=priority, limit=limit)
-    else:
-        jobs, next_cursor = dashboard.services.jobs.list_jobs(
-            status=status, task=task, tenant=tenant, priority=priority, limit=limit, cursor=cursor
-        )
+    jobs, next_cursor = dashboard.services.jobs.browse(
+        status=status, task=task, tenant=tenant, priority=priority, limit=limit, cursor=cursor
+    )
     shown = {k: str(v) for k, v in filters.items() if v is not None}
     context = {
         "page": "jobs",
