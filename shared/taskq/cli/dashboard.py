@@ -4,6 +4,7 @@ credentials (like every other command), on loopback unless told otherwise with a
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from typing import Annotated
 
 import typer
@@ -70,4 +71,6 @@ def dashboard(
             file=sys.stderr,
         )
     sys.stderr.flush()
-    serve(app, sock)
+    with suppress(KeyboardInterrupt):  # uvicorn stops on Ctrl-C, then passes the signal on
+        serve(app, sock)
+    print("taskq dashboard: stopped", file=sys.stderr)
