@@ -8,15 +8,44 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from moto import mock_aws
 
+from infra.provision import provision
+from infra.template import Stack
+from taskq.config import Settings
 from taskq.dashboard import create_app
 from taskq.dashboard.security import AUTH_COOKIE, SESSION_COOKIE, Guard, is_loopback
 from taskq.models import JobRequest, Status
-from taskq.wiring import Services
+from taskq.wiring import Services, build
+from tests.unit.conftest import REGION, ROOT
 
 PORT = 8089
 OWN = f"http://127.0.0.1:{PORT}"
 TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[Services]:
+    """One mocked stack for the module (the checks need no fresh table; each test makes its
+    own jobs), instead of provisioning one per test."""
+    with pytest.MonkeyPatch.context() as env, mock_aws():
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        stack = Stack.from_file(ROOT / "template.yaml", parameters={"Stage": "unit"})
+        made = provision(stack, endpoint_url=None, region=REGION)
+        settings = Settings(
+            table_name=made.tables["JobsTable"],
+            queue_url=made.queue_urls["JobQueue"],
+            dlq_url=made.queue_urls["DeadLetterQueue"],
+            region=REGION,
+            auth_required=False,
+        )
+        yield build(settings)
 
 
 def client_for(services: Services, token: str | None = None) -> TestClient:
