@@ -2,8 +2,8 @@
 
 Starts the emulator (unless an endpoint is given), provisions the stack from template.yaml,
 inits every function once (an init error, such as a task module that cannot be imported,
-stops the start with one line) and serves the API, the worker's poller and the schedules
-until Ctrl-C or SIGTERM.
+stops the start with one line) and serves the API, the worker's poller, the schedules and
+the operator dashboard (http://127.0.0.1:8089, TASKQ_DASHBOARD_PORT) until Ctrl-C or SIGTERM.
 
 TASKQ_TASK_MODULES adds your task modules (in tasks/) to the template's TaskModules default
 (the demo tasks): `TASKQ_TASK_MODULES=tasks.billing make dev`; `-taskq.demo_tasks` in the
@@ -23,16 +23,23 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from infra.clients import credentials_env
 from infra.emulator import EmulatorError, MotoServer, endpoint_reachable, port_in_use
 from infra.gateway import HOST
 from infra.local_cloud import FunctionInitError, LocalCloud
 from infra.template import QUEUE, TemplateError, load_template
+from taskq.cli.context import default_actor, settings_from
+from taskq.dashboard import create_app
+from taskq.dashboard.server import DashboardThread, bind
+from taskq.errors import TaskqError
+from taskq.wiring import build
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 DEMO_TASKS = "taskq.demo_tasks"
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 EMULATOR_PORT = 4566  # the port LocalStack and most tools expect
+DASHBOARD_PORT = 8089  # taskq dashboard's default port too
 # `make dev` serves loopback only, so it runs without API keys unless TASKQ_AUTH=required.
 AUTH_OFF_WARNING = (
     "  WARNING   authentication is OFF (loopback only): any local process can use the API.\n"
@@ -106,12 +113,35 @@ def _start(resources: contextlib.ExitStack) -> tuple[LocalCloud, str]:
     modules = task_modules(os.environ.get("TASKQ_TASK_MODULES"), template_task_modules())
     if modules is not None:
         parameters["TaskModules"] = modules
+    dashboard_port = _dashboard_port()
+    if port_in_use(HOST, dashboard_port):
+        raise DevError(
+            f"dashboard port {dashboard_port} is in use; choose another with TASKQ_DASHBOARD_PORT"
+        )
     cloud = LocalCloud(
         TEMPLATE, endpoint_url=endpoint, stage=stage, api_port=api_port, region=region,
         parameters=parameters, init_functions=True,
     )  # fmt: skip
     resources.enter_context(cloud)
+    resources.enter_context(_dashboard(cloud, dashboard_port))
     return cloud, source
+
+
+def _dashboard(cloud: LocalCloud, port: int) -> DashboardThread:
+    """`taskq dashboard` for this stack, in this process, on loopback (no token needed).
+
+    It reads the stack as the CLI does, from the names in cloud.env, with the credentials
+    the functions get (the user's, or the emulator's dummy ones).
+    """
+    os.environ.update(credentials_env())
+    try:
+        services = build(settings_from(cloud.env))
+    except TaskqError as exc:
+        raise DevError(f"dashboard: {exc}") from None
+    sock = bind(HOST, port)
+    actor = os.environ.get("TASKQ_ACTOR") or default_actor("taskq dashboard")
+    app = create_app(services, actor=actor, port=port, stack_label=cloud.stage)
+    return DashboardThread(app, sock)
 
 
 CLI_ENV = ROOT / ".dev" / "env"
@@ -184,6 +214,7 @@ def _banner(cloud: LocalCloud, source: str) -> str:
         f"taskq dev (stage {cloud.stage}) is running",
         f"  API       {cloud.api_url}",
         f"  docs      {cloud.api_url}/docs",
+        f"  dashboard http://{HOST}:{_dashboard_port()}/ (operators: jobs, DLQ, schedules)",
         f"  endpoint  {cloud.endpoint_url} ({source})",
         *(f"  table     {name}" for name in cloud.resources.tables.values()),
         *(f"  queue     {stack.queue_name(q)}" for q in queues if q not in dlqs),
@@ -201,9 +232,15 @@ def _banner(cloud: LocalCloud, source: str) -> str:
     return "\n".join(lines)
 
 
-def _port(text: str) -> int:
+def _dashboard_port() -> int:
+    return _port(
+        os.environ.get("TASKQ_DASHBOARD_PORT", str(DASHBOARD_PORT)), "TASKQ_DASHBOARD_PORT"
+    )
+
+
+def _port(text: str, name: str = "TASKQ_API_PORT") -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise DevError(f"TASKQ_API_PORT={text!r} is not a port number")
+        raise DevError(f"{name}={text!r} is not a port number")
     return int(text)
 
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import asdict, dataclass
 
 from pydantic import ValidationError
 
@@ -49,7 +50,8 @@ from taskq.dlq_entries import (
     Selector,
 )
 from taskq.errors import BackendError, InvalidTransition, JobNotFound
-from taskq.models import Job, Status
+from taskq.log import logger
+from taskq.models import Job, Status, is_job_id
 from taskq.queue import DeadLetter, JobQueue, parse_body
 from taskq.ratelimit import TokenBucket
 from taskq.store import JobStore
@@ -58,7 +60,7 @@ from taskq.store import JobStore
 __all__ = [
     "DELETED", "HOLD_MARGIN_S", "LIVE", "RECEIVE_MAX", "SCAN_MAX", "SCAN_VISIBILITY_S", "STALE",
     "Action", "AuditRecord", "DeadEntry", "DeadLetters", "Kind", "Outcome", "OutcomeHook",
-    "Report", "Scan", "Selector", "StepHook", "TokenBucket",
+    "Report", "Scan", "Selector", "StepHook", "TokenBucket", "record_purge",
 ]  # fmt: skip
 
 SCAN_VISIBILITY_S = 60  # how long a scan hides what it receives (released when decided)
@@ -495,3 +497,14 @@ def _planned(entry: DeadEntry) -> Outcome:
     if entry.kind is Kind.LIVE:
         return Outcome(entry, Action.REQUEUED, f"job is {entry.status}: would re-send it")
     return Outcome(entry, Action.CLEARED, f"stale: job is {entry.status}; would delete")
+
+
+def record_purge(store: JobStore, record: AuditRecord) -> None:
+    """A purge's audit trail, whoever purged (the CLI, the dashboard): the record is
+    logged, and noted in the job's own history when the job exists."""
+    logger.info("dlq message purged", extra={"audit": asdict(record)})
+    if record.job_id and is_job_id(record.job_id):
+        with suppress(JobNotFound):
+            store.record_event(
+                record.job_id, "dlq-purged", f"{record.actor}; dlq message {record.message_id}"
+            )

@@ -204,6 +204,28 @@ class JobService:
             tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
         )
 
+    def browse(
+        self,
+        *,
+        tenant: str | None = None,
+        status: Status | None = None,
+        task: str | None = None,
+        priority: Priority | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """What an operator lists (`taskq jobs ls`, the dashboard's /jobs): by status or
+        task, a page at a time (a Query); with neither, the newest of every status."""
+        if status is None and not task:
+            if cursor:
+                raise InvalidRequest(
+                    "a cursor continues a listing by status or task", field="cursor"
+                )
+            return self.list_newest(tenant=tenant, priority=priority, limit=limit), None
+        return self.list_jobs(
+            tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
+        )
+
     def find(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None when there is none (for callers to whom absence is no error)."""
         return self.store.find(job_id, tenant)
@@ -225,10 +247,11 @@ class JobService:
         its status stays as it is."""
         return self.store.record_event(job_id, kind, detail)
 
-    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
+    def cancel(self, job_id: str, tenant: str | None = None, *, actor: str | None = None) -> Job:
         """scheduled/pending/retrying -> cancelled; its message, when received (a scheduled
-        job's wake-up too), is acknowledged unrun."""
-        return self.store.cancel(job_id, tenant)
+        job's wake-up too), is acknowledged unrun. An operator's cancel names them (`actor`)
+        in the job's history, as a redrive does."""
+        return self.store.cancel(job_id, tenant, actor=actor)
 
     def redrive(
         self,

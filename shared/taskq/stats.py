@@ -1,17 +1,23 @@
-"""Operator statistics: jobs by status, queue and DLQ depth, the age of the oldest DLQ message.
+"""Operator statistics: jobs by status, queue and DLQ depth, the age of the oldest DLQ
+message, and jobs submitted, completed and failed per minute (`taskq stats`, the dashboard).
 
 Counts come from COUNT Queries on the status index (never a Scan) and depths from SQS's
 approximate attributes, so a number may lag the truth by a few seconds. SQS reports the
-oldest message's age only to CloudWatch, so that one is read from the DLQ itself.
+oldest message's age only to CloudWatch, so that one is read from the DLQ itself. The
+per-minute figures come from the status index too (each job's creation and last change):
+a job completed in a minute counts there while it stays completed.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from taskq.dlq import DeadLetters
 from taskq.models import Priority, Status
+from taskq.store.reads import JobReader
+from taskq.text import parse_stored_time
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,42 @@ def _per_queue(dead: DeadLetters) -> dict[str, dict[str, int]]:
             urls.add(url)
             seen[str(priority)] = dead.queue.depth(priority=priority)
     return seen
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Jobs per minute over the last `len(submitted)` minutes, oldest minute first."""
+
+    start: float  # epoch seconds at which the first minute begins
+    submitted: list[int]
+    completed: list[int]
+    failed: list[int]
+    complete: bool  # False: a status held more history than one read may take
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def throughput(
+    store: JobReader, minutes: int = 60, now: float | None = None, max_pages: int = 10
+) -> Throughput:
+    """Submitted (created), completed and failed (last changed into that status) per
+    minute: one filtered Query per status on the status index, never a Scan."""
+    now = time.time() if now is None else now
+    start = (now // 60 - minutes + 1) * 60
+    series = {name: [0] * minutes for name in ("submitted", "completed", "failed")}
+    complete = True
+
+    def add(name: str, stamp: str) -> None:
+        slot = int((parse_stored_time(stamp).timestamp() - start) // 60)
+        if 0 <= slot < minutes:
+            series[name][slot] += 1
+
+    for status in Status:
+        times, whole = store.touched_since(status, start, max_pages)
+        complete = complete and whole
+        for created, updated in times:
+            add("submitted", created)
+            if status in (Status.COMPLETED, Status.FAILED):
+                add(str(status), updated)
+    return Throughput(start=start, complete=complete, **series)

@@ -117,6 +117,7 @@ def test_make_dev_stops_at_start_with_one_line(
         **os.environ,
         "AWS_ENDPOINT_URL": moto_server.url,  # not the embedded emulator on 4566
         "TASKQ_API_PORT": str(free_port()),
+        "TASKQ_DASHBOARD_PORT": str(free_port()),
         "TASKQ_STAGE": stage,
         "TASKQ_TASK_MODULES": modules,
     }

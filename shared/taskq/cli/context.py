@@ -87,13 +87,14 @@ def stack_names(stack: str, env: Mapping[str, str], cloudformation: Any = None) 
     return found | {name: outputs[key] for name, key in OPTIONAL_OUTPUTS.items() if key in outputs}
 
 
-def default_actor() -> str:
-    """Who to name in job histories and audit records when --actor is not given."""
+def default_actor(tool: str = "taskq cli") -> str:
+    """Who to name in job histories and audit records when --actor is not given: the
+    person, the machine, and the tool they used (the CLI, or `taskq dashboard`)."""
     try:
         user = getpass.getuser()
     except (OSError, KeyError):  # no login name (some containers)
         user = "unknown"
-    return f"{user}@{socket.gethostname()} (taskq cli)"
+    return f"{user}@{socket.gethostname()} ({tool})"
 
 
 @dataclass
@@ -104,6 +105,7 @@ class OperatorContext:
     env: Mapping[str, str]
     stack: str | None
     actor: str
+    actor_given: bool = False  # --actor or TASKQ_ACTOR: used as is, by the dashboard too
     out: Console = field(default_factory=lambda: make_console(stderr=False))
     err: Console = field(default_factory=lambda: make_console(stderr=True))
 

@@ -8,8 +8,6 @@ changes, a progress bar while it does, and a summary after.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from contextlib import suppress
-from dataclasses import asdict
 from functools import partial
 from typing import Annotated, Protocol
 
@@ -18,9 +16,8 @@ import typer
 from taskq.cli import options, render
 from taskq.cli.context import CommandFailed, OperatorContext
 from taskq.cli.options import DryRunOpt, JsonOpt, MaxOpt, YesOpt, selects_messages
-from taskq.dlq import Action, AuditRecord, Outcome, Report, Selector
+from taskq.dlq import Action, AuditRecord, Outcome, Report, Selector, record_purge
 from taskq.errors import JobNotFound
-from taskq.log import logger
 from taskq.models import is_job_id
 
 app = typer.Typer(
@@ -221,10 +218,5 @@ def _preview_confirm_apply(
 
 
 def _audit(operator: OperatorContext, record: AuditRecord) -> None:
-    """Log the purge, and note it in the job's own history when the job exists."""
-    logger.info("dlq message purged", extra={"audit": asdict(record)})
-    if record.job_id and is_job_id(record.job_id):
-        with suppress(JobNotFound):
-            operator.jobs.record_event(
-                record.job_id, "dlq-purged", f"{record.actor}; dlq message {record.message_id}"
-            )
+    """The purge's audit trail, the dashboard's too: see taskq.dlq.record_purge."""
+    record_purge(operator.services.store, record)

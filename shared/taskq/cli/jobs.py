@@ -161,7 +161,8 @@ def logs(
 @commands.command()
 def cancel(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     """Cancel a pending or retrying job (a running one cannot be: exit 1)."""
-    _show_after(ctx, job_id, as_json, lambda jobs, checked: jobs.cancel(checked))
+    actor = OperatorContext.of(ctx).actor
+    _show_after(ctx, job_id, as_json, lambda jobs, checked: jobs.cancel(checked, actor=actor))
 
 
 def _show_after(
@@ -205,15 +206,11 @@ def jobs_ls(
 ) -> None:
     """List jobs, newest first (a Query on the status or task index; never a Scan)."""
     operator = OperatorContext.of(ctx)
-    next_cursor: str | None = None
-    if status is None and task is None:
-        if cursor:
-            raise UsageError("--cursor continues a listing by --status or --task")
-        jobs = operator.jobs.list_newest(tenant=tenant, priority=priority, limit=limit)
-    else:
-        jobs, next_cursor = operator.jobs.list_jobs(
-            tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
-        )
+    if status is None and task is None and cursor:
+        raise UsageError("--cursor continues a listing by --status or --task")
+    jobs, next_cursor = operator.jobs.browse(
+        tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
+    )
     if as_json:
         render.print_json({"items": [render.job_json(j) for j in jobs], "next_cursor": next_cursor})
         return

@@ -95,8 +95,8 @@ class JobStore(JobReader):
         )
         return self.apply(write)
 
-    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
-        return self.apply(self.transitions.cancel(job_id, self.clock(), tenant))
+    def cancel(self, job_id: str, tenant: str | None = None, *, actor: str | None = None) -> Job:
+        return self.apply(self.transitions.cancel(job_id, self.clock(), tenant, actor=actor))
 
     def redrive(
         self,

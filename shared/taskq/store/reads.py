@@ -194,6 +194,36 @@ class JobReader:
         }
         return sum(int(page.get("Count", 0)) for page in self._pages(args))
 
+    def touched_since(
+        self, status: Status, since: float, max_pages: int = 10
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """(created_at, updated_at) of the jobs in `status` changed since `since`, and
+        whether every page was read: a Query on the status index (never a Scan) that
+        returns only the two times, at most `max_pages` pages of 1 MB each.
+
+        The filter is applied after the read, so a long history in one status costs up to
+        the page cap; the dashboard's chart says when it was reached.
+        """
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_status",
+            "KeyConditionExpression": "#s = :s",
+            "FilterExpression": "updated_at >= :since",
+            "ProjectionExpression": "created_at, updated_at",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":s": {"S": str(status)},
+                ":since": {"S": stored_time(since)},
+            },
+            "ScanIndexForward": False,
+        }
+        found: list[tuple[str, str]] = []
+        for number_read, page in enumerate(self._pages(args), start=1):
+            found += [(i["created_at"]["S"], i["updated_at"]["S"]) for i in page.get("Items", [])]
+            if number_read >= max_pages and "LastEvaluatedKey" in page:
+                return found, False
+        return found, True
+
     def find_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
         """The unexpired jobs among `job_ids`, by id; missing ones are simply absent.
 

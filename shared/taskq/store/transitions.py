@@ -261,7 +261,10 @@ class Transitions:
             },
         )
 
-    def cancel(self, job_id: str, now: float, tenant: str | None = None) -> Write:
+    def cancel(
+        self, job_id: str, now: float, tenant: str | None = None, *, actor: str | None = None
+    ) -> Write:
+        """-> cancelled; `actor` (an operator, by the CLI or the dashboard) goes in its event."""
         return self._write(
             job_id,
             "cancel",
@@ -278,7 +281,7 @@ class Transitions:
                 ":scheduled": {"S": Status.SCHEDULED},
                 ":ttl": self._ttl(now),
                 ":iso": {"S": stored_time(now)},
-                ":ev": {"L": [event(Status.CANCELLED, now)]},
+                ":ev": {"L": [event(Status.CANCELLED, now, detail=actor)]},
             },
         )
 
