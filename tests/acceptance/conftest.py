@@ -8,6 +8,7 @@ its own stage (table and queues), so modules cannot see each other's DLQ.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -97,11 +98,22 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(moto_server: MotoServer) -> Iterator[Stack]:
+    with open_stack(moto_server) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def open_stack(moto_server: MotoServer, **parameters: str) -> Iterator[Stack]:
+    """The stack on its own stage, with template parameters such as TaskModules."""
     stage = f"acc{uuid.uuid4().hex[:8]}"
     # The scheduled sweeper would also rescue a job left pending, after 5 minutes; it is
     # off so that these tests show the redrive alone loses nothing.
     with LocalCloud(
-        ROOT / "template.yaml", endpoint_url=moto_server.url, stage=stage, start_scheduler=False
+        ROOT / "template.yaml",
+        endpoint_url=moto_server.url,
+        stage=stage,
+        start_scheduler=False,
+        parameters=parameters or None,
     ) as cloud:
         env = {k: v for k, v in cloud.env.items() if k.startswith(("TASKQ_", "AWS_"))}
         session = boto3.session.Session(

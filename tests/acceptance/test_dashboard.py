@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from infra.emulator import MotoServer
 from taskq.cli.context import settings_from
 from taskq.dashboard import create_app
 from taskq.dashboard.server import DashboardThread, bind
@@ -25,7 +26,7 @@ from taskq.dlq import DeadLetters
 from taskq.jobs import JobService
 from taskq.models import JobRequest, Status
 from taskq.wiring import build
-from tests.acceptance.conftest import ROOT, Ran, Stack, run_taskq
+from tests.acceptance.conftest import ROOT, Ran, Stack, open_stack, run_taskq
 
 CHROMIUM = os.environ.get("TASKQ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 INSTALL = "browser tests need Chromium: sudo apt-get install -y chromium"
@@ -55,6 +56,13 @@ class Dashboard:
         tenant = options.pop("tenant", "default")
         request = JobRequest(task=task, payload=payload, **options)
         return self.jobs.submit(request, tenant=tenant).job.id
+
+
+@pytest.fixture(scope="module")
+def stack(moto_server: MotoServer) -> Iterator[Stack]:
+    """Its workers run the example tasks too (import_rows reports progress and lines)."""
+    with open_stack(moto_server, TaskModules=TASK_MODULES) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +286,24 @@ def test_a_script_payload_is_shown_as_text(page: Page, dashboard: Dashboard) -> 
     page.goto(f"{dashboard.url}/jobs/{job_id}")
     assert hostile in page.locator("#payload").inner_text()
     assert page.evaluate("window.pwned") is None
+
+
+def test_a_jobs_progress_and_log_lines_show_on_its_page(page: Page, dashboard: Dashboard) -> None:
+    job_id = dashboard.submit("import_rows", {"rows": 10, "step_s": 0.2})
+    dashboard.stack.wait_status([job_id], Status.COMPLETED)
+    page.goto(f"{dashboard.url}/jobs/{job_id}")
+    assert page.locator("#progress progress").get_attribute("value") == "100"
+    assert "index the rows" in page.locator("#progress").inner_text()
+    lines = page.locator("#log-lines li")
+    assert [line.get_attribute("data-attempt") for line in lines.all()] == ["1"] * 4
+    texts = [line.inner_text() for line in lines.all()]
+    assert [t.split("#1 ", 1)[1] for t in texts] == [
+        "step 1/4: read the file",
+        "step 2/4: check the rows",
+        "step 3/4: write the rows",
+        "step 4/4: index the rows",
+    ]
+    shot(page, "job-progress")
 
 
 def test_cancel_from_the_job_page(page: Page, dashboard: Dashboard) -> None:

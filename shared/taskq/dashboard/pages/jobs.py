@@ -31,11 +31,13 @@ from taskq.models import (
     TERMINAL,
     Job,
     Priority,
+    Progress,
     Status,
     is_idempotency_key,
     is_job_id,
 )
 from taskq.store import LIST_LIMIT_MAX
+from taskq.store.lines import LOG_PAGE_MAX
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -128,8 +130,8 @@ def _lookup(dashboard: Dashboard, request: Request, text: str, tenant: str) -> R
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, job_id: str) -> Response:
     dashboard = dashboard_of(request)
-    job = dashboard.services.jobs.get(_job_id(job_id))
-    fields = job.model_dump(mode="json", exclude={"events", "payload", "result"})
+    job, log_lines, _ = dashboard.services.jobs.log_page(_job_id(job_id), limit=LOG_PAGE_MAX)
+    fields = job.model_dump(mode="json", exclude={"events", "payload", "result", "progress"})
     context = {
         "page": "jobs",
         "job": job,
@@ -137,9 +139,8 @@ def job_page(request: Request, job_id: str) -> Response:
         "payload": _pretty(job.payload),
         "result": _pretty(job.result),
         "fold_chars": FOLD_CHARS,
-        "progress": _progress(fields.get("progress")),
-        # Issue #15 (job log lines) fills this; the template's block is ready for it.
-        "log_lines": [],
+        "progress": _progress(job.progress),
+        "log_lines": log_lines,  # the first 500; `taskq logs ID` pages through the rest
         "can_cancel": job.status in CANCELLABLE,
         "can_redrive": job.status == Status.FAILED,
         "finished": job.status in TERMINAL,
@@ -183,12 +184,16 @@ def _pretty(value: Any) -> str | None:
     return None if value is None else json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _progress(value: Any) -> dict[str, Any] | None:
-    """A job's progress (issue #15) when it has one: a fraction 0..1 and a message."""
-    if isinstance(value, int | float):
-        value = {"fraction": value}
-    if not isinstance(value, dict) or not isinstance(value.get("fraction"), int | float):
+def _progress(progress: Progress | None) -> dict[str, Any] | None:
+    """The task's latest report: a bar for a fraction, and its message or JSON object."""
+    if progress is None:
         return None
-    fraction = min(1.0, max(0.0, float(value["fraction"])))
-    message = value.get("message")
-    return {"fraction": fraction, "percent": round(fraction * 100), "message": message}
+    percent = None if progress.fraction is None else round(progress.fraction * 100)
+    detail = None if progress.detail is None else json.dumps(progress.detail, ensure_ascii=False)
+    return {
+        "percent": percent,
+        "message": progress.message,
+        "detail": detail,
+        "attempt": progress.attempt,
+        "at": progress.at,
+    }
