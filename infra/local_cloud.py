@@ -51,6 +51,7 @@ class LocalCloud(Service):
         parameters: Mapping[str, str] | None = None,
         customize: Callable[[FunctionSpec], FunctionSpec] | None = None,
         init_functions: bool = False,
+        serve_api: bool = True,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         self.endpoint_url = endpoint_url
@@ -66,6 +67,8 @@ class LocalCloud(Service):
         # `make dev`: init one sandbox of every function before serving, so an init error
         # (a task module that cannot be imported) fails start() instead of the first request.
         self.init_functions = init_functions
+        # `make sam-api`: the API is served by `sam local start-api`, everything else here.
+        self.serve_api = serve_api
         self.stack: Stack | None = None
         self.resources = Resources({}, {}, {})
         self.functions: dict[str, LocalFunction] = {}
@@ -156,7 +159,7 @@ class LocalCloud(Service):
                 )  # fmt: skip
         if self.init_functions:
             self._init_all()
-        if routes:
+        if routes and self.serve_api:
             limits = stack.api_throttle()
             self.gateway = LocalGateway(
                 routes, host=HOST, port=self.api_port, account_id=account,
