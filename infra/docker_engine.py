@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import uuid
 from typing import IO, Any
 
@@ -98,3 +99,15 @@ class BridgeNetwork(Service):
             docker("rm", "-f", *ids, check=False)
         docker("network", "rm", self.name, check=False)
         self._created = False
+
+
+def main() -> int:
+    """`python -m infra.docker_engine`: exit 0 when an engine answers, else one line and 1."""
+    if engine_answers():
+        return 0
+    print("no Docker engine answers (start dockerd, or Docker Desktop)", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

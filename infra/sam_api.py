@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from infra.clients import credentials_env
 from infra.docker_engine import BridgeNetwork, DockerError, engine_answers
@@ -118,18 +118,17 @@ class SamLocalApi(Service):
         self.env_json.write_text(render(doc))
         self._start_sam()
 
-    def _start_sam(self) -> None:
+    def _sam_command(self, *command: str) -> tuple[list[str], dict[str, str]]:
+        """argv and environment for a `sam local` command on this run's stack and network."""
         assert self.network is not None  # set by _start before
         arch = host_architecture()
         overrides = " ".join(
             f"{k}={v}" for k, v in {**PARAMETERS, "Stage": self.stage, "Architecture": arch}.items()
         )
         argv = [
-            str(self.sam), "local", "start-api", "--template",
-            str(self.build_dir / "template.yaml"), "--parameter-overrides", overrides,
-            "--env-vars", str(self.env_json), "--docker-network", self.network.name,
-            "--host", HOST, "--port", str(self.port), "--region", REGION,
-            "--warm-containers", "LAZY",
+            str(self.sam), "local", *command, "--template", str(self.build_dir / "template.yaml"),
+            "--parameter-overrides", overrides, "--env-vars", str(self.env_json),
+            "--docker-network", self.network.name, "--region", REGION,
         ]  # fmt: skip
         if self.image is not None:
             argv += ["--invoke-image", self.image, "--skip-pull-image"]
@@ -138,6 +137,25 @@ class SamLocalApi(Service):
             "AWS_REGION": REGION, "SAM_CLI_TELEMETRY": "0",
         }  # fmt: skip
         env.pop("AWS_ENDPOINT_URL", None)  # SAM's own calls stay off the emulator
+        return argv, env
+
+    def invoke(self, function: str, event: Path, timeout: float = 120.0) -> dict[str, Any]:
+        """`sam local invoke FUNCTION --event EVENT` in a fresh container: its JSON answer."""
+        argv, env = self._sam_command("invoke", function, "--event", str(event))
+        done = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise SamApiError(f"sam local invoke {function} failed: {tail}")
+        lines = done.stdout.strip().splitlines()
+        answer: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+        return answer
+
+    def _start_sam(self) -> None:
+        argv, env = self._sam_command(
+            "start-api", "--host", HOST, "--port", str(self.port), "--warm-containers", "LAZY"
+        )
         self._log = open(self.log_path, "w+b")  # noqa: SIM115 - closed in stop()
         self._sam = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
