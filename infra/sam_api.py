@@ -1,5 +1,7 @@
-"""`make sam-api`: the API served by `sam local start-api` in Lambda containers, on the
-embedded emulator, with the worker, sweeper and clock run by the local runners.
+"""`make sam-api`: every function in Lambda containers through `sam local`, on the embedded
+emulator: the API behind `sam local start-api`, the worker, sweeper and clock behind
+`sam local start-lambda`, invoked by the local SQS poller and schedules as Lambda's event
+source mappings and EventBridge rules would.
 
 What starts, in order (stopped in reverse, also on failure or Ctrl-C):
 
@@ -7,10 +9,11 @@ What starts, in order (stopped in reverse, also on failure or Ctrl-C):
 2. a Docker bridge network of this run's own (infra/docker_engine.py);
 3. moto's server on 127.0.0.1, and a relay on the network's gateway address to it, so the
    containers reach the emulator and nothing beyond this machine does;
-4. the stack provisioned from template.yaml, and the worker's event-source pollers, the
-   sweeper's and clock's schedules (LocalCloud without its own HTTP gateway);
-5. env.json for the containers, generated (endpoint: the gateway; the emulator's account);
-6. `sam local start-api` on 127.0.0.1:PORT from the host build (.aws-sam/host/build).
+4. env.json for the containers, generated (endpoint: the gateway; the emulator's account);
+5. `sam local start-lambda` on a free loopback port;
+6. the stack provisioned from template.yaml, the worker's event-source pollers and the
+   sweeper's and clock's schedules, invoking through start-lambda (LocalCloud, no gateway);
+7. `sam local start-api` on 127.0.0.1:PORT. Both serve the host build (.aws-sam/host/build).
 
     python -m infra.sam_api [--port 3000]        # serve until Ctrl-C (make sam-api)
 """
@@ -29,16 +32,25 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO
 
-from infra.clients import credentials_env
+from infra.clients import client, credentials_env
 from infra.docker_engine import BridgeNetwork, DockerError, engine_answers
-from infra.emulator import EmulatorError, MotoServer, endpoint_reachable, port_in_use
+from infra.emulator import (
+    EmulatorError,
+    MotoServer,
+    endpoint_reachable,
+    free_port,
+    port_in_use,
+)
+from infra.lambda_endpoint import LambdaEndpointFunction
 from infra.lambda_image import ImageBuildError, ensure
 from infra.local_cloud import LocalCloud
 from infra.samlocal import env_json, host_architecture, render
+from infra.sandbox import Invocable
 from infra.service import Service
 from infra.tcp_relay import TcpRelay
+from infra.template import FUNCTION, FunctionSpec, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -46,13 +58,65 @@ HOST_BUILD = ROOT / ".aws-sam" / "host" / "build"
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-START_TIMEOUT_S = 90.0  # sam's start plus the API container's first (cold) start
+START_TIMEOUT_S = 120.0  # sam's start plus the API container's first (cold) start
+STOP_TIMEOUT_S = 20.0
 # What the functions run with here, as `make dev` does: no API keys, on loopback only.
 PARAMETERS = {"AuthMode": "off"}
 
 
 class SamApiError(Exception):
-    """Something to fix before `sam local start-api` can serve; one line."""
+    """Something to fix before `sam local` can serve; one line."""
+
+
+class SamServer(Service):
+    """One `sam local start-api|start-lambda` process, its output in a log file; stop()
+    sends SIGINT to its pid (so SAM removes its warm containers), then SIGKILL."""
+
+    def __init__(
+        self, argv: list[str], env: dict[str, str], log_path: Path, ready_url: str
+    ) -> None:
+        self.argv, self.env, self.log_path, self.ready_url = argv, env, log_path, ready_url
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> SamServer:
+        self._log = open(self.log_path, "w+b")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        what = " ".join(self.argv[1:3])
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = self.log_tail()
+                self.stop()
+                raise SamApiError(f"sam {what} exited: {tail}")
+            if endpoint_reachable(self.ready_url, timeout=30.0):
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise SamApiError(f"sam {what} did not answer within {START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else "(no output)"
 
 
 class SamLocalApi(Service):
@@ -73,14 +137,12 @@ class SamLocalApi(Service):
         self.sam = sam
         self.work_dir = work_dir
         self.url = f"http://{HOST}:{port}"
+        self.lambda_url = ""
         self.image: str | None = None
         self.cloud: LocalCloud | None = None
         self.network: BridgeNetwork | None = None
         self.env_json = work_dir / "env.json"
-        self.log_path = work_dir / "sam.log"
         self._stack = contextlib.ExitStack()
-        self._sam: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self) -> SamLocalApi:
         try:
@@ -90,6 +152,10 @@ class SamLocalApi(Service):
             raise
         return self
 
+    def stop(self) -> None:
+        """Everything started, newest first: sam's servers, the cloud, network, relay, moto."""
+        self._stack.close()
+
     def _start(self) -> None:
         if not engine_answers():
             raise SamApiError("no Docker engine answers (start dockerd or Docker Desktop)")
@@ -97,26 +163,48 @@ class SamLocalApi(Service):
             raise SamApiError(f"no host build in {self.build_dir} (make sam-api builds it)")
         if port_in_use(HOST, self.port):
             raise SamApiError(f"port {self.port} on {HOST} is in use; choose another")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.image = ensure()
         self.network = self._stack.enter_context(BridgeNetwork())
         moto = self._stack.enter_context(MotoServer(log_path=self.work_dir / "moto.log"))
         # The same port on the bridge as on loopback, so the two addresses differ only by host.
-        relay = TcpRelay(self.network.gateway, moto.port, HOST, moto.port)
-        self._stack.enter_context(relay)
+        self._stack.enter_context(TcpRelay(self.network.gateway, moto.port, HOST, moto.port))
+        sts = client("sts", endpoint_url=moto.url, region=REGION)
+        account = str(sts.get_caller_identity()["Account"])
+        doc = env_json(
+            TEMPLATE, endpoint=f"http://{self.network.gateway}:{moto.port}", account_id=account,
+            parameters={**PARAMETERS, "Stage": self.stage},
+        )  # fmt: skip
+        self.env_json.write_text(render(doc))
+        lambda_port = free_port()
+        self.lambda_url = f"http://{HOST}:{lambda_port}"
+        self._serve("start-lambda", lambda_port, self.lambda_url)
+        http_functions = _http_functions(self.stage)
         cloud = LocalCloud(
             TEMPLATE, endpoint_url=moto.url, stage=self.stage, region=REGION,
             parameters=PARAMETERS, serve_api=False,
+            elsewhere=lambda spec: self._in_container(spec, http_functions),
         )  # fmt: skip
         self.cloud = self._stack.enter_context(cloud)
-        account = next(iter(self.cloud.resources.queue_arns.values())).split(":")[4]
-        inside = f"http://{self.network.gateway}:{moto.port}"
-        doc = env_json(
-            TEMPLATE, endpoint=inside, account_id=account,
-            parameters={**PARAMETERS, "Stage": self.stage},
-        )  # fmt: skip
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.env_json.write_text(render(doc))
-        self._start_sam()
+        self._serve("start-api", self.port, f"{self.url}/healthz")
+
+    def in_container(self, logical_id: str) -> LambdaEndpointFunction:
+        """Any of the template's functions, invoked through start-lambda (tests: REST events)."""
+        assert self.cloud is not None and self.cloud.stack is not None
+        spec = self.cloud.stack.function(logical_id)
+        return LambdaEndpointFunction(spec, self.lambda_url, REGION)
+
+    def _in_container(self, spec: FunctionSpec, http_functions: set[str]) -> Invocable | None:
+        if spec.logical_id in http_functions:
+            return None  # served by start-api; LocalCloud keeps an idle local copy for env
+        return LambdaEndpointFunction(spec, self.lambda_url, REGION)
+
+    def _serve(self, command: str, port: int, ready_url: str) -> None:
+        argv, env = self._sam_command(
+            command, "--host", HOST, "--port", str(port), "--warm-containers", "LAZY"
+        )
+        log_path = self.work_dir / f"sam-{command}.log"
+        self._stack.enter_context(SamServer(argv, env, log_path, ready_url))
 
     def _sam_command(self, *command: str) -> tuple[list[str], dict[str, str]]:
         """argv and environment for a `sam local` command on this run's stack and network."""
@@ -139,58 +227,11 @@ class SamLocalApi(Service):
         env.pop("AWS_ENDPOINT_URL", None)  # SAM's own calls stay off the emulator
         return argv, env
 
-    def invoke(self, function: str, event: Path, timeout: float = 120.0) -> dict[str, Any]:
-        """`sam local invoke FUNCTION --event EVENT` in a fresh container: its JSON answer."""
-        argv, env = self._sam_command("invoke", function, "--event", str(event))
-        done = subprocess.run(
-            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if done.returncode != 0:
-            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise SamApiError(f"sam local invoke {function} failed: {tail}")
-        lines = done.stdout.strip().splitlines()
-        answer: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        return answer
 
-    def _start_sam(self) -> None:
-        argv, env = self._sam_command(
-            "start-api", "--host", HOST, "--port", str(self.port), "--warm-containers", "LAZY"
-        )
-        self._log = open(self.log_path, "w+b")  # noqa: SIM115 - closed in stop()
-        self._sam = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._sam.poll() is not None:
-                raise SamApiError(f"sam local start-api exited: {self._log_tail()}")
-            if endpoint_reachable(f"{self.url}/healthz", timeout=30.0):
-                return
-            time.sleep(0.5)
-        raise SamApiError(f"sam local start-api did not answer within {START_TIMEOUT_S:.0f} s")
-
-    def stop(self) -> None:
-        """Stop sam (SIGINT by its pid, so it removes its warm containers), then the rest."""
-        proc, self._sam = self._sam, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        self._stack.close()  # network (and any container left on it), cloud, relay, moto
-
-    def _log_tail(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        lines = [line for line in text.strip().splitlines() if line.strip()]
-        return lines[-1] if lines else "(no output)"
+def _http_functions(stage: str) -> set[str]:
+    """Logical ids of the functions behind the HTTP API (what start-api serves)."""
+    stack = Stack.from_file(TEMPLATE, parameters={**PARAMETERS, "Stage": stage}, region=REGION)
+    return {lid for lid in stack.logical_ids(FUNCTION) if stack.http_routes(lid)}
 
 
 def main() -> int:
@@ -224,12 +265,13 @@ def _banner(api: SamLocalApi) -> str:
     return "\n".join(
         [
             f"taskq sam-api (stage {api.stage}) is running",
-            f"  API       {api.url}  (sam local start-api, log {api.log_path})",
+            f"  API       {api.url}  (sam local start-api, logs in {api.work_dir})",
             f"  image     {api.image or 'the official Lambda image'}",
             f"  network   {api.network.name}, containers reach the emulator at "
             f"{env['ApiFunction']['AWS_ENDPOINT_URL']}",
             f"  emulator  {api.cloud.endpoint_url} (moto, loopback and the bridge only)",
-            "  worker    the local SQS poller runs the worker handler; sweeper and clock too",
+            f"  functions worker, sweeper, clock: sam local start-lambda on {api.lambda_url}, "
+            "invoked by the local SQS poller and schedules",
             f"  try:      curl -X POST {api.url}/jobs -H 'content-type: application/json' "
             """-d '{"task":"echo","payload":{"message":"hi"}}'""",
             "Ctrl-C stops everything.",

@@ -130,10 +130,17 @@ def test_bad_requests_get_problem_json(
 
 
 def test_a_rest_api_v1_event_runs_in_the_container(sam_api: SamLocalApi, direct: Direct) -> None:
-    """`sam local invoke` with API Gateway's REST (payload 1.0) event: Mangum reads both."""
-    answer = sam_api.invoke("ApiFunction", EVENTS / "apigw-rest-post-jobs.json")
+    """API Gateway's REST (payload 1.0) event, invoked through `sam local start-lambda` in
+    the API's container: Mangum reads both payload versions."""
+    api = sam_api.in_container("ApiFunction")
+    try:
+        answer = api.invoke(json.loads((EVENTS / "apigw-rest-post-jobs.json").read_text()))
+        health = api.invoke(json.loads((EVENTS / "apigw-rest-get-healthz.json").read_text()))
+    finally:
+        api.close()
     assert answer["statusCode"] == 202, answer
     job = json.loads(answer["body"])
     assert job["task"] == "echo" and job["payload"] == {"message": "hi from sam"}
     assert direct.store.get(job["id"]).task == "echo"
     wait_status(sam_api, job["id"], "completed")
+    assert health["statusCode"] == 200, health
