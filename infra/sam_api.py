@@ -60,6 +60,8 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 START_TIMEOUT_S = 120.0  # sam's start plus the API container's first (cold) start
 STOP_TIMEOUT_S = 20.0
+DESKTOP_HOST = "host.docker.internal"  # Docker Desktop's name for the host, from containers
+log = logging.getLogger(__name__)
 # What the functions run with here, as `make dev` does: no API keys, on loopback only.
 PARAMETERS = {"AuthMode": "off"}
 
@@ -167,12 +169,11 @@ class SamLocalApi(Service):
         self.image = ensure()
         self.network = self._stack.enter_context(BridgeNetwork())
         moto = self._stack.enter_context(MotoServer(log_path=self.work_dir / "moto.log"))
-        # The same port on the bridge as on loopback, so the two addresses differ only by host.
-        self._stack.enter_context(TcpRelay(self.network.gateway, moto.port, HOST, moto.port))
+        inside = self._emulator_for_containers(moto.port)
         sts = client("sts", endpoint_url=moto.url, region=REGION)
         account = str(sts.get_caller_identity()["Account"])
         doc = env_json(
-            TEMPLATE, endpoint=f"http://{self.network.gateway}:{moto.port}", account_id=account,
+            TEMPLATE, endpoint=inside, account_id=account,
             parameters={**PARAMETERS, "Stage": self.stage},
         )  # fmt: skip
         self.env_json.write_text(render(doc))
@@ -187,6 +188,19 @@ class SamLocalApi(Service):
         )  # fmt: skip
         self.cloud = self._stack.enter_context(cloud)
         self._serve("start-api", self.port, f"{self.url}/healthz")
+
+    def _emulator_for_containers(self, port: int) -> str:
+        """The emulator's URL as the containers see it: a relay on the bridge's gateway, on
+        the same port as on loopback. Where the gateway is not an address of this machine
+        (Docker Desktop: it lives in Docker's VM) nothing can listen there; Docker Desktop
+        forwards host.docker.internal to this machine's loopback instead (not tried here)."""
+        assert self.network is not None  # set by _start before
+        try:
+            self._stack.enter_context(TcpRelay(self.network.gateway, port, HOST, port))
+        except OSError as exc:
+            log.warning("no relay on %s (%s): using %s", self.network.gateway, exc, DESKTOP_HOST)
+            return f"http://{DESKTOP_HOST}:{port}"
+        return f"http://{self.network.gateway}:{port}"
 
     def in_container(self, logical_id: str) -> LambdaEndpointFunction:
         """Any of the template's functions, invoked through start-lambda (tests: REST events)."""
