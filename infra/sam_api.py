@@ -250,8 +250,11 @@ def _http_functions(stage: str) -> set[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.sam_api")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("TASKQ_API_PORT", 3000)))
+    parser.add_argument("--port", default=os.environ.get("TASKQ_API_PORT", "3000"))
     args = parser.parse_args()
+    if not str(args.port).isdigit() or not 0 < int(args.port) < 65536:
+        print(f"taskq sam-api: port {args.port!r} is not a port number", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stopping = threading.Event()
@@ -262,7 +265,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        with SamLocalApi(port=args.port) as api:
+        with SamLocalApi(port=int(args.port)) as api:
             print(_banner(api), flush=True)
             while not stopping.wait(0.5):
                 pass
