@@ -5,6 +5,11 @@ here that is Lambda's Invoke API (RequestResponse) against SAM's endpoint on loo
 runs the handler in a Lambda container. A handler's error comes back as Lambda reports it
 (the X-Amz-Function-Error header and the error's JSON), and is raised as FunctionError, so
 the poller treats it as on AWS: the whole batch fails and nothing is deleted.
+
+`sam local start-lambda` sets that header only when the error's JSON has exactly the keys
+it expects (aws/aws-sam-cli#1404, #1148); awslambdaric adds `requestId`, so SAM answers a
+raised exception with a plain 200 (seen with SAM 1.170). The error's shape is therefore
+recognised as well: nothing else a handler of taskq's returns looks like it.
 """
 
 from __future__ import annotations
@@ -61,10 +66,10 @@ class LambdaEndpointFunction:
             result = json.loads(payload) if payload else None
         except ValueError as exc:
             raise InvokeError(f"{self.name}: the answer is not JSON: {payload[:200]!r}") from exc
-        if response.get("FunctionError"):
+        if response.get("FunctionError") or _is_error(result):
             error = result if isinstance(result, dict) else {}
             raise FunctionError(
-                str(error.get("errorType", response["FunctionError"])),
+                str(error.get("errorType") or response.get("FunctionError") or "Unhandled"),
                 str(error.get("errorMessage", "")),
                 "".join(str(line) for line in error.get("stackTrace") or []),
             )
@@ -72,3 +77,16 @@ class LambdaEndpointFunction:
 
     def close(self) -> None:
         self._lambda.close()
+
+
+_ERROR_KEYS = frozenset({"errorType", "errorMessage", "stackTrace", "requestId"})
+
+
+def _is_error(result: Any) -> bool:
+    """Lambda's JSON for a raised exception: errorType and errorMessage, and nothing else but
+    the trace and the request id."""
+    return (
+        isinstance(result, dict)
+        and {"errorType", "errorMessage"} <= result.keys()
+        and result.keys() <= _ERROR_KEYS
+    )

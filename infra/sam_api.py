@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from types import FrameType
 from typing import IO
 
 from infra.clients import client, credentials_env
+from infra.dev import DevError, task_modules, template_task_modules
 from infra.docker_engine import BridgeNetwork, DockerError, engine_answers
 from infra.emulator import (
     EmulatorError,
@@ -144,6 +146,13 @@ class SamLocalApi(Service):
         self.cloud: LocalCloud | None = None
         self.network: BridgeNetwork | None = None
         self.env_json = work_dir / "env.json"
+        # Your task modules, as `make dev` takes them: TASKQ_TASK_MODULES=tasks.billing
+        modules = task_modules(os.environ.get("TASKQ_TASK_MODULES"), template_task_modules())
+        self.parameters = {
+            **PARAMETERS,
+            "Stage": stage,
+            **({"TaskModules": modules} if modules else {}),
+        }
         self._stack = contextlib.ExitStack()
 
     def start(self) -> SamLocalApi:
@@ -172,18 +181,15 @@ class SamLocalApi(Service):
         inside = self._emulator_for_containers(moto.port)
         sts = client("sts", endpoint_url=moto.url, region=REGION)
         account = str(sts.get_caller_identity()["Account"])
-        doc = env_json(
-            TEMPLATE, endpoint=inside, account_id=account,
-            parameters={**PARAMETERS, "Stage": self.stage},
-        )  # fmt: skip
+        doc = env_json(TEMPLATE, endpoint=inside, account_id=account, parameters=self.parameters)
         self.env_json.write_text(render(doc))
         lambda_port = free_port()
         self.lambda_url = f"http://{HOST}:{lambda_port}"
         self._serve("start-lambda", lambda_port, self.lambda_url)
-        http_functions = _http_functions(self.stage)
+        http_functions = _http_functions(self.parameters)
         cloud = LocalCloud(
             TEMPLATE, endpoint_url=moto.url, stage=self.stage, region=REGION,
-            parameters=PARAMETERS, serve_api=False,
+            parameters=self.parameters, serve_api=False,
             elsewhere=lambda spec: self._in_container(spec, http_functions),
         )  # fmt: skip
         self.cloud = self._stack.enter_context(cloud)
@@ -198,6 +204,8 @@ class SamLocalApi(Service):
         try:
             self._stack.enter_context(TcpRelay(self.network.gateway, port, HOST, port))
         except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL:
+                raise
             log.warning("no relay on %s (%s): using %s", self.network.gateway, exc, DESKTOP_HOST)
             return f"http://{DESKTOP_HOST}:{port}"
         return f"http://{self.network.gateway}:{port}"
@@ -224,9 +232,8 @@ class SamLocalApi(Service):
         """argv and environment for a `sam local` command on this run's stack and network."""
         assert self.network is not None  # set by _start before
         arch = host_architecture()
-        overrides = " ".join(
-            f"{k}={v}" for k, v in {**PARAMETERS, "Stage": self.stage, "Architecture": arch}.items()
-        )
+        parameters = {**self.parameters, "Architecture": arch}
+        overrides = " ".join(f"{name}={value}" for name, value in parameters.items())
         argv = [
             str(self.sam), "local", *command, "--template", str(self.build_dir / "template.yaml"),
             "--parameter-overrides", overrides, "--env-vars", str(self.env_json),
@@ -242,9 +249,9 @@ class SamLocalApi(Service):
         return argv, env
 
 
-def _http_functions(stage: str) -> set[str]:
+def _http_functions(parameters: dict[str, str]) -> set[str]:
     """Logical ids of the functions behind the HTTP API (what start-api serves)."""
-    stack = Stack.from_file(TEMPLATE, parameters={**PARAMETERS, "Stage": stage}, region=REGION)
+    stack = Stack.from_file(TEMPLATE, parameters=parameters, region=REGION)
     return {lid for lid in stack.logical_ids(FUNCTION) if stack.http_routes(lid)}
 
 
@@ -270,7 +277,7 @@ def main() -> int:
             while not stopping.wait(0.5):
                 pass
             print("taskq sam-api: stopping", file=sys.stderr, flush=True)
-    except (SamApiError, DockerError, ImageBuildError, EmulatorError) as exc:
+    except (SamApiError, DevError, DockerError, ImageBuildError, EmulatorError) as exc:
         print(f"taskq sam-api: {exc}", file=sys.stderr)
         return 1
     return 0

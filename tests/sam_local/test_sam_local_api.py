@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from infra.sam_api import SamLocalApi
+from infra.sandbox import FunctionError
 from taskq.models import Status
 from tests.integration.http import Reply, call
 from tests.sam_local.conftest import Direct
@@ -144,3 +145,19 @@ def test_a_rest_api_v1_event_runs_in_the_container(sam_api: SamLocalApi, direct:
     assert direct.store.get(job["id"]).task == "echo"
     wait_status(sam_api, job["id"], "completed")
     assert health["statusCode"] == 200, health
+
+
+def test_a_handler_error_in_the_container_is_reported_as_lambda_reports_it(
+    sam_api: SamLocalApi,
+) -> None:
+    """An event no API Gateway sends: Mangum raises in the container, and the poller's invoker
+    gets it as Lambda's error, not as a result it would act on (SAM leaves out the
+    X-Amz-Function-Error header here: infra/lambda_endpoint.py)."""
+    api = sam_api.in_container("ApiFunction")
+    try:
+        with pytest.raises(FunctionError) as caught:
+            api.invoke({"not": "an API Gateway event"})
+    finally:
+        api.close()
+    assert caught.value.error_type == "RuntimeError", caught.value
+    assert "unable to infer a handler" in caught.value.message
