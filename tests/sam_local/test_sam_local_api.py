@@ -8,10 +8,13 @@ run's Docker bridge. Deselected from `make test` (marker `docker`); `make test-s
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -161,3 +164,21 @@ def test_a_handler_error_in_the_container_is_reported_as_lambda_reports_it(
         api.close()
     assert caught.value.error_type == "RuntimeError", caught.value
     assert "unable to infer a handler" in caught.value.message
+
+
+def test_the_emulator_answers_on_loopback_and_the_runs_bridge_only(sam_api: SamLocalApi) -> None:
+    assert sam_api.cloud is not None and sam_api.network is not None
+    port = urlsplit(sam_api.cloud.endpoint_url).port
+    assert port is not None
+    listed = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    addresses = {line.split()[3].split("/")[0] for line in listed.splitlines()}
+    assert {"127.0.0.1", sam_api.network.gateway} <= addresses
+    for address in sorted(addresses):
+        reachable = True
+        try:
+            socket.create_connection((address, port), timeout=2).close()
+        except OSError:
+            reachable = False
+        assert reachable == (address in ("127.0.0.1", sam_api.network.gateway)), address
