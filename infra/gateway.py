@@ -21,7 +21,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from infra.sandbox import FunctionTimeout, InvokeError, LocalFunction
+from infra.sandbox import FunctionTimeout, Invocable, InvokeError
 from infra.service import KeepAliveHandler, ServedInThread, write_reply
 from infra.template import HttpRoute
 from taskq.ratelimit import TokenBucket
@@ -56,7 +56,7 @@ class Reply:
 class _Route:
     """A route compiled to a regex; more specific routes sort first, as API Gateway picks."""
 
-    def __init__(self, route: HttpRoute, function: LocalFunction) -> None:
+    def __init__(self, route: HttpRoute, function: Invocable) -> None:
         self.route = route
         self.function = function
         parts = []
@@ -84,7 +84,7 @@ class LocalGateway(ServedInThread):
 
     def __init__(
         self,
-        routes: Sequence[tuple[HttpRoute, LocalFunction]],
+        routes: Sequence[tuple[HttpRoute, Invocable]],
         *,
         host: str = HOST,
         port: int = 0,

@@ -15,7 +15,7 @@ from infra.clients import local_env
 from infra.gateway import HOST, LocalGateway
 from infra.poller import EventSourcePoller
 from infra.provision import Resources, provision
-from infra.sandbox import InvokeError, LocalFunction
+from infra.sandbox import Invocable, InvokeError, LocalFunction
 from infra.scheduler import Scheduler
 from infra.service import Service
 from infra.template import FUNCTION, FunctionSpec, HttpRoute, Stack
@@ -51,6 +51,8 @@ class LocalCloud(Service):
         parameters: Mapping[str, str] | None = None,
         customize: Callable[[FunctionSpec], FunctionSpec] | None = None,
         init_functions: bool = False,
+        serve_api: bool = True,
+        elsewhere: Callable[[FunctionSpec], Invocable | None] | None = None,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         self.endpoint_url = endpoint_url
@@ -66,6 +68,12 @@ class LocalCloud(Service):
         # `make dev`: init one sandbox of every function before serving, so an init error
         # (a task module that cannot be imported) fails start() instead of the first request.
         self.init_functions = init_functions
+        # `make sam-api`: the API is served by `sam local start-api`, everything else here.
+        self.serve_api = serve_api
+        # `make sam-api`: functions invoked somewhere else (a Lambda container through
+        # `sam local start-lambda`) for the ones it returns a function for; here otherwise.
+        self.elsewhere = elsewhere
+        self.remote: dict[str, Invocable] = {}
         self.stack: Stack | None = None
         self.resources = Resources({}, {}, {})
         self.functions: dict[str, LocalFunction] = {}
@@ -121,7 +129,7 @@ class LocalCloud(Service):
         stack = load(account).bind(self.resources.queue_urls, self.resources.queue_arns)
         self.stack = stack
         extra_env = local_env(self.endpoint_url, self.region)
-        routes: list[tuple[HttpRoute, LocalFunction]] = []
+        routes: list[tuple[HttpRoute, Invocable]] = []
         for lid in stack.logical_ids(FUNCTION):
             http, events, periods = (
                 stack.http_routes(lid),
@@ -132,12 +140,16 @@ class LocalCloud(Service):
             mapped = sum(event.maximum_concurrency for event in events)
             concurrency = max(API_CONCURRENCY if http else 1, mapped)
             spec = stack.function(lid)
-            function = LocalFunction(
-                self.customize(spec) if self.customize else spec,
-                extra_env=extra_env,
-                max_concurrency=concurrency,
-            )
-            self.functions[lid] = function
+            remote = self.elsewhere(spec) if self.elsewhere else None
+            function: Invocable
+            if remote is not None:
+                function = self.remote[lid] = remote
+            else:
+                function = self.functions[lid] = LocalFunction(
+                    self.customize(spec) if self.customize else spec,
+                    extra_env=extra_env,
+                    max_concurrency=concurrency,
+                )
             self._stoppers.append(function.close)
             routes += [(route, function) for route in http]
             if http and self._api_function is None:
@@ -156,7 +168,7 @@ class LocalCloud(Service):
                 )  # fmt: skip
         if self.init_functions:
             self._init_all()
-        if routes:
+        if routes and self.serve_api:
             limits = stack.api_throttle()
             self.gateway = LocalGateway(
                 routes, host=HOST, port=self.api_port, account_id=account,

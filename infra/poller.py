@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.clients import client
-from infra.sandbox import InvokeError, LocalFunction
+from infra.sandbox import Invocable, InvokeError
 from infra.service import WorkerThreads
 from infra.template import SqsEventSpec
 
@@ -43,7 +43,7 @@ class EventSourcePoller:
 
     def __init__(
         self,
-        function: LocalFunction,
+        function: Invocable,
         queue_url: str,
         queue_arn: str,
         spec: SqsEventSpec,

@@ -53,13 +53,14 @@ def env_json(
     *,
     endpoint: str = LOCAL_ENDPOINT,
     parameters: Mapping[str, str] | None = None,
+    account_id: str = LOCAL_ACCOUNT,
 ) -> dict[str, dict[str, str]]:
     """{function logical id: {variable: value}} for `sam local --env-vars`, from the template."""
     stack = Stack.from_file(
         template,
         parameters={**LOCAL_PARAMETERS, **(parameters or {})},
         region=LOCAL_REGION,
-        account_id=LOCAL_ACCOUNT,
+        account_id=account_id,
         endpoint_url=endpoint,
     )
     result: dict[str, dict[str, str]] = {}

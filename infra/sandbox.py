@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from infra.template import FunctionSpec
 
@@ -35,6 +35,18 @@ _INHERITED_ENV = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 )  # fmt: skip
 _SPAWN = multiprocessing.get_context("spawn")
+
+
+class Invocable(Protocol):
+    """What the pollers, schedules and gateway need of a function: LocalFunction here, or
+    infra.lambda_endpoint's function in a Lambda container (`make sam-api`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def invoke(self, event: Any) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class InvokeError(Exception):

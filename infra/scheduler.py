@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from infra.sandbox import InvokeError, LocalFunction
+from infra.sandbox import Invocable, InvokeError
 from infra.service import WorkerThreads
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class Scheduler:
 
     def __init__(
         self,
-        function: LocalFunction,
+        function: Invocable,
         periods: Sequence[float],
         *,
         region: str,
