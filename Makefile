@@ -19,8 +19,12 @@ setup: $(STAMP)
 dev: setup  ## run the whole service on the embedded emulator (Ctrl-C stops it)
 	$(PY) -m infra.dev
 
+# Two test files at a time (pytest-xdist, each file whole on one worker: its stack and
+# fixtures stay shared): most tests wait on a local cloud, so the two cores are not the
+# limit. The fault suite then runs alone, as its deadline and accounting assume.
 test: setup  ## the whole suite: unit, integration and end-to-end
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile --ignore=tests/faults
+	$(PY) -m pytest tests/faults
 
 unit: setup
 	$(PY) -m pytest tests/unit

@@ -172,7 +172,7 @@ def test_ctrl_c_in_the_middle_of_a_redrive(taskq: Callable[..., Ran], stack: Sta
     ids = failed_jobs(stack, 6)
     selectors = [a for i in ids for a in ("--id", i)]
     process = subprocess.Popen(
-        [*taskq_command(), "dlq", "redrive", *selectors, "--keep-attempts", "--rate", "2",
+        [*taskq_command(), "dlq", "redrive", *selectors, "--keep-attempts", "--rate", "1",
          "--yes"],
         env=base_env() | stack.env,
         stdin=subprocess.DEVNULL,
