@@ -179,6 +179,9 @@ def test_ctrl_c_in_the_middle_of_a_redrive(taskq: Callable[..., Ran], stack: Sta
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C's default, even when this run was started in the background of a
+        # non-interactive shell, which starts its jobs with SIGINT ignored (inherited).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 15
