@@ -49,6 +49,11 @@ def failed_jobs(stack: Stack, count: int) -> list[str]:
     """`fail` jobs that fail on their only attempt: a keep-attempts redrive completes them."""
     ids = [stack.submit("fail", {"times": 1}, max_attempts=1) for _ in range(count)]
     stack.wait_status(ids, Status.FAILED)
+    # The worker records the failure, then sends the DLQ message: wait for the messages too.
+    deadline = time.monotonic() + 20
+    while not set(ids) <= in_dlq(stack):
+        assert time.monotonic() < deadline, f"not all in the DLQ: {set(ids) - in_dlq(stack)}"
+        time.sleep(0.2)
     return ids
 
 
