@@ -168,12 +168,7 @@ def list_jobs(
     Without a filter: the newest jobs in any status, one page only (the indexes are per
     status or task, so such a listing cannot continue; next_cursor is null).
     """
-    if status is None and task is None:
-        if cursor is not None:
-            raise InvalidRequest("a cursor continues a listing by status or task", field="cursor")
-        newest = svc.jobs.list_newest(tenant=tenant, priority=priority, limit=limit)
-        return JobPage(items=[JobOut.of(j) for j in newest], next_cursor=None)
-    jobs, next_cursor = svc.jobs.list_jobs(
+    jobs, next_cursor = svc.jobs.browse(
         tenant=tenant, status=status, task=task, priority=priority, limit=limit, cursor=cursor
     )
     return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
