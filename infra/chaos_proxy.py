@@ -22,6 +22,7 @@ import random
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -339,6 +340,15 @@ def describe(method: str, path: str, headers: dict[str, str], body: bytes) -> Ca
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     proxy: ChaosProxy
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a killed sandbox resets its connections) is a debug line,
+        not socketserver's traceback on stderr; anything else still gets the traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("chaos proxy: client %s went away: %s", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(KeepAliveHandler):

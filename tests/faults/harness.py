@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import queue
@@ -257,11 +258,11 @@ class SuiteConfig:
     def from_env(cls, default_jobs: int) -> SuiteConfig:
         jobs = int(os.environ.get("TASKQ_FAULT_JOBS", default_jobs))
         seed = int(os.environ.get("TASKQ_FAULT_SEED", random.SystemRandom().randrange(10**6)))
-        default_deadline = 60.0 + 0.27 * jobs
+        default_deadline = 90.0 + 0.27 * jobs
         deadline = float(os.environ.get("TASKQ_FAULT_DEADLINE_S", default_deadline))
         rates = FaultRates(
             throttle=0.005, error_500=0.005, error_503=0.005, drop_before=0.005,
-            drop_after=0.005, persistent=0.001,
+            drop_after=0.005, persistent=0.003,
         )  # fmt: skip
         return cls(jobs=jobs, seed=seed, deadline_s=deadline, rates=rates)
 
@@ -285,6 +286,7 @@ class Ledger:
     api_crashes: int = 0
     sweeps: Counter[str] = field(default_factory=Counter)
     sweep_errors: Counter[str] = field(default_factory=Counter)
+    sweep_rounds: list[tuple[float, float]] = field(default_factory=list)  # start, end (s)
     errors: list[str] = field(default_factory=list)  # driver failures (fail the suite)
 
     def note(self, **increments: int) -> None:
@@ -377,6 +379,7 @@ class FaultSuite:
         self.second_clock: LocalFunction | None = None
         self.clock_tally = ClockTally()
         self.stopped_at = float("inf")  # when the drivers stopped (epoch s)
+        self.started_wall = time.time()  # the suite's start (epoch s), set again by run()
         self._direct: dict[str, Any] = {}
         self._cancel_queue: queue.Queue[tuple[float, str]] = queue.Queue()
         self._work: queue.Queue[list[JobPlan]] = queue.Queue()
@@ -389,6 +392,7 @@ class FaultSuite:
         self.started = 0.0
         self.phases: dict[str, float] = {}  # seconds from the start
         self.poller_stats = PollerStats()
+        self.poller_by_queue: dict[str, PollerStats] = {}  # the worker's event sources
         self.final_depth = 0  # job-queue messages left at the end (visible, in flight, delayed)
 
     # stack
@@ -406,6 +410,7 @@ class FaultSuite:
 
     def run(self) -> Report:
         self.started = time.monotonic()
+        self.started_wall = time.time()
         self.phases["stack up"] = 0.0
         self.proxy.start()
         try:
@@ -446,6 +451,7 @@ class FaultSuite:
             self._thread(self._killer, "kill"),
             self._thread(self._duplicator, "duplicate"),
             self._thread(self._sweeper, "sweep"),
+            self._thread(self._clock, "clock"),
         ]
         deadline = self.started + self.config.deadline_s
         try:
@@ -458,9 +464,12 @@ class FaultSuite:
         self.proxy.enabled = False
         self._quiesce()
         self.phases["quiet"] = time.monotonic() - self.started
-        self.poller_stats = _summed(
-            p.stats for name, p in self.cloud.mappings.items() if name.startswith("WorkerFunction.")
-        )
+        self.poller_by_queue = {
+            name.removeprefix("WorkerFunction."): p.stats
+            for name, p in self.cloud.mappings.items()
+            if name.startswith("WorkerFunction.")
+        }
+        self.poller_stats = _summed(self.poller_by_queue.values())
         self.final_depth = self.queue_depth()
         return account(self)
 
@@ -705,14 +714,16 @@ class FaultSuite:
         return Forward(json.dumps({**data, "Entries": kept}).encode(), rewrite)
 
     def _sweeper(self) -> None:
-        """Two sweepers, then two clocks (two sandboxes each), fired at the same moment,
-        every few seconds."""
+        """Two sweepers (two sandboxes) fired at the same moment, every few seconds; apart
+        from the clocks, as EventBridge fires them, so a slow clock never delays a sweep."""
         assert self.cloud is not None and self.second_sweeper is not None
-        assert self.second_clock is not None
         sweepers = (self.cloud.functions["SweeperFunction"], self.second_sweeper)
-        clocks = (self.cloud.functions["ClockFunction"], self.second_clock)
         while not self.stop.wait(SWEEP_EVERY_S):
-            for report in _race(sweepers):
+            started = time.monotonic() - self.started
+            reports = _race(sweepers)
+            with self.ledger.lock:
+                self.ledger.sweep_rounds.append((started, time.monotonic() - self.started))
+            for report in reports:
                 if isinstance(report, dict):
                     self.ledger.note(
                         runs=1, skipped=int(report.get("skipped", 0)),
@@ -723,6 +734,12 @@ class FaultSuite:
                     self.ledger.note(runs=1, failed_runs=1)
                     with self.ledger.lock:
                         self.ledger.sweep_errors[str(report)[:160]] += 1
+
+    def _clock(self) -> None:
+        """Two clocks (two sandboxes) fired at the same moment, every few seconds."""
+        assert self.cloud is not None and self.second_clock is not None
+        clocks = (self.cloud.functions["ClockFunction"], self.second_clock)
+        while not self.stop.wait(SWEEP_EVERY_S):
             for report in _race(clocks):
                 self.clock_tally.add(report)
 
@@ -791,14 +808,18 @@ class FaultSuite:
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def queue_depth(self) -> int:
-        attrs = self.direct("sqs").get_queue_attributes(
-            QueueUrl=self.env["TASKQ_QUEUE_URL"],
-            AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]  # fmt: skip
-        return sum(int(v) for v in attrs.values())
+        """Messages in the job queues (every priority's), visible, in flight or delayed."""
+        depth = 0
+        for name in ("TASKQ_QUEUE_URL", "TASKQ_HIGH_QUEUE_URL", "TASKQ_LOW_QUEUE_URL"):
+            attrs = self.direct("sqs").get_queue_attributes(
+                QueueUrl=self.env[name],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]  # fmt: skip
+            depth += sum(int(v) for v in attrs.values())
+        return depth
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every DLQ message (received and kept hidden until the suite ends)."""
@@ -828,6 +849,29 @@ def _summed(stats: Iterable[PollerStats]) -> PollerStats:
         for name, value in dataclasses.asdict(one).items():
             setattr(total, name, getattr(total, name) + value)
     return total
+
+
+def _lost(suite: FaultSuite, job: Job, plan: JobPlan | None, faults: list[Any]) -> str:
+    """A lost job, with what the report needs to tell why: its kind, its times in the
+    suite's seconds, its history, the faults its calls met, and the sweeps after it."""
+    created = job.created_at.timestamp() - suite.started_wall
+    changed = job.updated_at.timestamp() - suite.started_wall
+    with suite.ledger.lock:
+        rounds = [r for r in suite.ledger.sweep_rounds if r[0] >= changed + STALE_S]
+    return (
+        f"lost: job {job.id} (n={plan.n if plan else '?'}, {plan.kind if plan else 'ghost'}, "
+        f"task {job.task}) still {job.status}, attempt {job.attempt}; created at "
+        f"{created:.1f} s, last changed at {changed:.1f} s; events "
+        f"{[e.kind for e in job.events]}; faults met {[f'{op} {kind}' for _, op, kind in faults]};"
+        f" lost send: {job.id in suite.ledger.lost_sends}; sweeper rounds once it was stale: "
+        f"{len(rounds)}"
+    )
+
+
+def _longest_gap(rounds: list[tuple[float, float]], end: float) -> float:
+    """The longest time without a sweep round starting (the end counts as a start)."""
+    starts = [start for start, _ in rounds] + [end]
+    return max((b - a for a, b in itertools.pairwise(starts)), default=0.0)
 
 
 def _race(functions: Iterable[LocalFunction]) -> list[Any]:
@@ -965,9 +1009,7 @@ def account(suite: FaultSuite) -> Report:
             continue
         if job.status not in TERMINAL:
             outcomes["lost"] += 1
-            violations.append(
-                f"lost: job {job_id} (n={n}) still {job.status}, attempt {job.attempt}"
-            )
+            violations.append(_lost(suite, job, plan, touched.get(job_id, [])))
             continue
         outcomes[str(job.status)] += 1
         kinds = [e.kind for e in job.events]
@@ -1075,13 +1117,20 @@ def account(suite: FaultSuite) -> Report:
         f"kills         {len(kills)} rounds, {sum(k for _, k in kills)} worker sandboxes "
         f"SIGKILLed; worker invocations failed whole (killed or timed out) "
         f"{suite.poller_stats.invocation_errors} of {suite.poller_stats.batches}",
+        "pollers       "
+        + "; ".join(
+            f"{name} {stats.batches} batches, {stats.records} records"
+            for name, stats in suite.poller_by_queue.items()
+        ),
         f"duplicates    {sum(ledger.duplicates.values())} injected (while running "
         f"{ledger.duplicates['running']}, after finishing {ledger.duplicates['finished']})",
         f"lost sends    {len(ledger.lost_sends)} (API crashes between write and send "
         f"{ledger.api_crashes}; the rest lost from batch sends)",
         f"sweeper       {sweeps['runs']} runs, two at a time ({sweeps['failed_runs']} failed); "
         f"re-sent pending {sweeps['requeued_pending']}, running {sweeps['requeued_running']}, "
-        f"retrying {sweeps['requeued_retrying']}; skipped {sweeps['skipped']}"
+        f"retrying {sweeps['requeued_retrying']}; skipped {sweeps['skipped']}; longest "
+        f"round {max((b - a for a, b in ledger.sweep_rounds), default=0):.1f} s, longest gap "
+        f"{_longest_gap(ledger.sweep_rounds, suite.stopped_at - suite.started_wall):.1f} s"
         + (f"; failures: {dict(ledger.sweep_errors)}" if ledger.sweep_errors else ""),
         f"client        retries {dict(ledger.client_retries)}",
         *timing_lines,
