@@ -18,7 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, compare, concurrency, cost, logs, prices, report, runs
+from bench import coldstart, compare, concurrency, cost, headline, logs, prices, report, runs
 from bench.stack import ROOT, BenchStack
 
 
@@ -120,6 +120,7 @@ def run(*, quick: bool, out: str, celery: bool) -> int:
     assert ctx is not None
     results["logs"] = logs.attribute(workdir / "stack.log", ctx.windows)
     results["cost"] = _cost(results, stack)
+    results = {"headline": headline.compute(results), **results}
     written = report.write(results, out_dir)
     print()
     print(report.markdown(results))

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import prices
+from bench import headline, prices
 
 GOAL_RATIO = 0.8
 GOAL_CALLS = 4.5
@@ -58,6 +58,12 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     if r.get("quick"):
         out += ["**Quick run (--quick): tiny counts, figures are not meaningful.**", ""]
+    if r.get("headline"):
+        out += ["## Headline (`headline` in bench.json)", ""]
+        out += _table(
+            ["figure", "value", "goal", "", "runs (spread)", "note"], headline.rows(r["headline"])
+        )
+        out.append("")
 
     sub = r.get("submit")
     if sub:

@@ -39,7 +39,7 @@ class Sizes:
     batch_size: int = 100
     e2e_jobs: int = 240
     e2e_concurrency: int = 4
-    e2e_repeats: int = 2
+    e2e_repeats: int = 3  # the headline's ratios are medians of at least three
     paced_jobs: int = 60
     paced_rate: float = 20.0
     retry_jobs: int = 30
