@@ -4,7 +4,8 @@ DynamoDB bills capacity units, not calls: a write takes one write unit per KB of
 (the larger of before and after), and the same again in every global secondary index it
 touches; a write that moves an item to another index key (a status change on the by_status
 index) is a delete plus a put there, two units (the DynamoDB guide's "Provisioned
-throughput considerations for GSIs"). A failed conditional write still takes one unit.
+throughput considerations for GSIs"); a keys-only index is not written when a write leaves
+its keys alone. A failed conditional write still takes one unit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from bench import prices
 from bench.calls import Call
 
 STATUS_ATTRIBUTE = "status"
+ALWAYS_PRESENT = frozenset({"status", "task", "tenant_created"})  # on every job item
+
+
+def _on_transition(gsi: Mapping[str, Any]) -> int:
+    """Write units (per KB) a status transition takes in one index."""
+    if STATUS_ATTRIBUTE in gsi["keys"]:
+        return 2
+    return 0 if gsi.get("projection") == "KEYS_ONLY" else 1
 
 
 def item_size(item: Mapping[str, Any]) -> int:
@@ -51,11 +60,15 @@ def capacity(
 ) -> tuple[float, float]:
     """(write units, read units) the DynamoDB calls took, for items of `item_kb` (rounded up).
 
-    Every UpdateItem here is a status transition (the only kind a job's path makes); every
-    new item has all the index keys (status, task, tenant_created).
+    Every UpdateItem here is a status transition (the only kind a job's path makes). A new
+    job item has the keys of the always-present indexes (status, task, tenant_created), not
+    the sparse ones' (the wake index holds only delayed jobs). A transition moves the item in
+    an index keyed on status (a delete and a put), rewrites it in an index projecting all
+    attributes, and leaves a keys-only index whose keys it does not change untouched.
     """
-    put = 1 + len(indexes)
-    move = 1 + sum(2 if STATUS_ATTRIBUTE in gsi["keys"] else 1 for gsi in indexes)
+    dense = [gsi for gsi in indexes if set(gsi["keys"]) <= ALWAYS_PRESENT]
+    put = 1 + len(dense)
+    move = 1 + sum(_on_transition(gsi) for gsi in dense)
     wru = rru = 0.0
     for call in calls:
         if call.service != "dynamodb":

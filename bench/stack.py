@@ -52,11 +52,11 @@ def template_values() -> tuple[SqsEventSpec, dict[str, Any]]:
         "worker_memory_mb": worker.memory,
         "api_memory_mb": api.memory,
         "architecture": stack.parameters.get("Architecture", "arm64"),
-        "gsi": _indexes(stack),
+        "gsi": job_indexes(stack),
     }
 
 
-def _indexes(stack: Stack) -> list[dict[str, Any]]:
+def job_indexes(stack: Stack) -> list[dict[str, Any]]:
     """The jobs table's GSIs: their key attributes and projection (for WRU arithmetic)."""
     props = stack.properties("JobsTable", "AWS::DynamoDB::Table")
     return [

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from taskq.errors import InvalidRequest, InvalidTransition, JobNotFound
-from taskq.models import Job, Status
+from taskq.models import Job, Priority, Status
 from taskq.store import JobStore, NewJob, decode_cursor, encode_cursor
 from tests.unit.conftest import FakeClock
 
@@ -219,6 +220,47 @@ def test_list_pages_newest_first_with_a_cursor(store: JobStore, clock: FakeClock
     assert seen == list(reversed(ids))
     both, _ = store.list_jobs(status=Status.PENDING, task="other")
     assert [j.id for j in both] == ["f" * 32]
+
+
+def test_listing_by_task_reads_whole_jobs_through_a_keys_only_index(
+    store: JobStore, dynamodb: Any, clock: FakeClock
+) -> None:
+    """The task index holds keys only (so later writes skip it): a page still returns whole,
+    current jobs, leaves out expired ones and other priorities, and pages by its cursor."""
+    table = store.table
+    (index,) = [
+        i
+        for i in dynamodb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
+        if i["IndexName"] == "by_task"
+    ]
+    assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    ids = [f"{n:032x}" for n in range(1, 6)]
+    for job_id in ids:
+        make(store, job_id, task="echo")
+        clock.advance(1)
+    running = store.claim(ids[0], clock.now + 30)
+    page, cursor = store.list_jobs(task="echo", limit=10)
+    assert [j.id for j in page] == list(reversed(ids)) and cursor is None
+    assert page[-1] == running  # the item as it is now, not as it was indexed
+    assert page[0].payload == {"n": 1}
+    dynamodb.update_item(
+        TableName=table,
+        Key={"id": {"S": ids[2]}},
+        UpdateExpression="SET expires_at = :t, priority = :p",
+        ExpressionAttributeValues={":t": {"N": "1"}, ":p": {"S": "high"}},
+    )
+    page, _ = store.list_jobs(task="echo", limit=10)
+    assert ids[2] not in [j.id for j in page]  # expired: reads as gone
+    dynamodb.update_item(
+        TableName=table,
+        Key={"id": {"S": ids[3]}},
+        UpdateExpression="SET priority = :p",
+        ExpressionAttributeValues={":p": {"S": "high"}},
+    )
+    high, _ = store.list_jobs(task="echo", priority=Priority.HIGH)
+    assert [j.id for j in high] == [ids[3]]
+    default, _ = store.list_jobs(task="echo", priority=Priority.DEFAULT)
+    assert ids[3] not in [j.id for j in default] and ids[4] in [j.id for j in default]
 
 
 def test_list_needs_a_filter(store: JobStore) -> None:

@@ -84,13 +84,18 @@ class JobReader:
             ("by_status", "status", str(status)) if status else ("by_task", "task", str(task))
         )
         names = {"#k": key_attr}
-        values: Item = {":k": {"S": key_value}, ":now": {"N": str(int(self.clock()))}}
+        values: Item = {":k": {"S": key_value}}
         key_condition = "#k = :k"
         if tenant is not None:
             key_condition += " AND begins_with(tenant_created, :tenant)"
             values[":tenant"] = {"S": f"{tenant}#"}
+        if not status:
+            return self._list_by_task(
+                str(task), tenant, priority, limit, cursor, values, key_condition
+            )
+        values[":now"] = {"N": str(int(self.clock()))}
         filters = ["(attribute_not_exists(expires_at) OR expires_at > :now)"]
-        if status and task:
+        if task:
             names["#t"] = "task"
             values[":t"] = {"S": task}
             filters.append("#t = :t")
@@ -119,6 +124,42 @@ class JobReader:
         jobs = [to_job(item) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
         return jobs, encode_cursor(index, last) if last else None
+
+    def _list_by_task(
+        self,
+        task: str,
+        tenant: str | None,
+        priority: Priority | None,
+        limit: int,
+        cursor: str | None,
+        values: Item,
+        key_condition: str,
+    ) -> tuple[list[Job], str | None]:
+        """The task index holds keys only (writes after the create never touch it), so a
+        page is a Query for ids, then one BatchGetItem; expired jobs and other priorities
+        are left out after the read, so a page may hold fewer than `limit` (as a filtered
+        Query's does) and the cursor goes on from the last id read."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_task",
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeNames": {"#k": "task"},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": max(1, min(limit, LIST_LIMIT_MAX)),
+        }
+        if cursor:
+            args["ExclusiveStartKey"] = decode_cursor(cursor, "by_task", "task", tenant)
+        page = self._send("query", args)
+        ids = [item["id"]["S"] for item in page.get("Items", [])]
+        found = self.find_many(ids)
+        jobs = [
+            found[job_id]
+            for job_id in ids
+            if job_id in found and (priority is None or found[job_id].priority == priority)
+        ]
+        last = page.get("LastEvaluatedKey")
+        return jobs, encode_cursor("by_task", last) if last else None
 
     def stalled(self, status: Status, before: float, limit: int = 100) -> list[Job]:
         """Jobs of `status` whose clock ran out before `before`: the sweeper's work list.
