@@ -167,10 +167,23 @@ class LocalFunction:
         with self._lock:
             busy = list(self._busy)
         for sandbox in busy:
-            if sandbox.process.pid is not None:
+            # exitcode reaps a dead one first: a reaped pid may belong to anyone by now
+            if sandbox.process.pid is not None and sandbox.process.exitcode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(sandbox.process.pid, signal.SIGKILL)
         return len(busy)
+
+    def pids(self) -> set[int]:
+        """The pids of this function's sandboxes still running: the only pids a fault hook
+        may signal. (A pid read elsewhere, e.g. from a log, may since have been reused by
+        another process, or as a thread id inside one: signalling that kills its process.)"""
+        with self._lock:
+            sandboxes = [*self._idle, *self._busy]
+        return {
+            s.process.pid
+            for s in sandboxes
+            if s.process.pid is not None and s.process.exitcode is None
+        }
 
     def close(self) -> None:
         """Stop every sandbox: idle ones are asked to exit, busy ones are killed."""

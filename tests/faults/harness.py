@@ -632,8 +632,9 @@ class FaultSuite:
             self.log.refresh()
             with self.ledger.lock:
                 stalling = set(self._stalling)
+            ours = worker.pids()
             running = [(job, attempt, pid) for job, attempt, pid in self.log.open_runs()
-                       if _ours(pid)]  # fmt: skip
+                       if pid in ours]  # fmt: skip
             # kill_all waits while a task stalls on purpose: its own timeout must end it.
             if time.monotonic() >= next_all and not any((j, a) in stalling for j, a, _ in running):
                 next_all = time.monotonic() + self.rng.uniform(*self.config.kill_all_every_s)
@@ -656,7 +657,8 @@ class FaultSuite:
             self.log.refresh()
             with self.ledger.lock:
                 lost = set(self.ledger.lost_sends)
-            running = [job_id for job_id, _, pid in self.log.open_runs() if _ours(pid)]
+            ours = self._worker_pids()
+            running = [job_id for job_id, _, pid in self.log.open_runs() if pid in ours]
             for which, candidates in (("running", running), ("finished", self.log.finished_jobs())):
                 candidates = [job_id for job_id in candidates if job_id not in lost]
                 if not candidates or self.rng.random() < 0.5:
@@ -764,13 +766,19 @@ class FaultSuite:
                     return
             time.sleep(1.0)
 
+    def _worker_pids(self) -> set[int]:
+        """The worker's live sandboxes: the only processes the suite signals or waits on."""
+        assert self.cloud is not None
+        return self.cloud.functions["WorkerFunction"].pids()
+
     def _quiesce(self) -> None:
         """Let executions still running (a stalled first attempt) end or die, and the job
         queue drain of duplicates; both bounded."""
         until = time.monotonic() + HANG_S + 5
         while time.monotonic() < until:
             self.log.refresh()
-            if not [pid for _, _, pid in self.log.open_runs() if _ours(pid)]:
+            ours = self._worker_pids()
+            if not [pid for _, _, pid in self.log.open_runs() if pid in ours]:
                 break
             time.sleep(0.5)
         until = time.monotonic() + 30
@@ -907,17 +915,6 @@ def _entry_job(entry: dict[str, Any]) -> str:
         return str(json.loads(entry.get("MessageBody", "")).get("job_id", ""))
     except (ValueError, AttributeError):
         return ""
-
-
-def _ours(pid: int) -> bool:
-    """True while `pid` is a live child of this process: a sandbox this suite started (a pid
-    read from the log may by now belong to anyone; only our own are ever signalled)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state, parent = stat.rsplit(")", 1)[1].split()[:2]
-    return int(parent) == os.getpid() and state not in ("Z", "X")
 
 
 # --- the accounting ----------------------------------------------------------------------------
