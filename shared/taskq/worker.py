@@ -146,6 +146,13 @@ class Worker:
             if hold is None:
                 return  # sent again for later; this delivery is acknowledged
             now = self.clock()  # the attempt starts now, after the slot (its event, its lease)
+            if lease_until(now, timeout) > slot_until:
+                # The take itself outlasted the margin (retries, a queue of takes): the slot
+                # would lapse before this attempt's lease, and a killed attempt's slot could
+                # go to another while its lease still runs. Give it back and wait instead.
+                await self.caps.release(hold)
+                await self._wait_for_slot(record)
+                return
         try:
             await self._claim_then_run(record, message, task, now, timeout)
         finally:
@@ -164,10 +171,14 @@ class Worker:
             payload = job.payload if job is not None else None
         hold = await self.caps.take(cap, cap.item_id(message.task, payload), message.job_id, lease)
         if hold is None:
-            delay = wait_s(self.rand)
-            logger.info("no free slot under the task's cap; waiting", extra={"delay_s": delay})
-            await self.queue.requeue(record.body, delay, record.event_source_arn)
+            await self._wait_for_slot(record)
         return hold
+
+    async def _wait_for_slot(self, record: SQSRecord) -> None:
+        """Send the message again with a short jittered delay; no attempt is used."""
+        delay = wait_s(self.rand)
+        logger.info("no free slot under the task's cap; waiting", extra={"delay_s": delay})
+        await self.queue.requeue(record.body, delay, record.event_source_arn)
 
     async def _claim_then_run(
         self,
