@@ -58,6 +58,7 @@ class Hold:
     cap_id: str
     job_id: str
     token: str
+    until: float  # the slot's lease as written
 
 
 def live(holders: Mapping[str, float], now: float) -> dict[str, float]:
@@ -83,12 +84,14 @@ class Caps:
         # 3 reads and 4 writes a job for 5 capped jobs in one batch, against 1 and 2).
         self._taking = asyncio.Lock()
 
-    async def take(self, cap: Cap, cap_id: str, job_id: str, lease_until: float) -> Hold | None:
-        """A slot for `job_id` until `lease_until`, or None when the cap is full."""
+    async def take(self, cap: Cap, cap_id: str, job_id: str, hold_s: float) -> Hold | None:
+        """A slot for `job_id` for `hold_s` from the write that takes it, or None when the
+        cap is full. The lease counts from the write, not from the call: a take that waited
+        behind others in this process must not start with part of its lease spent."""
         async with self._taking:
-            return await self._take(cap, cap_id, job_id, lease_until)
+            return await self._take(cap, cap_id, job_id, hold_s)
 
-    async def _take(self, cap: Cap, cap_id: str, job_id: str, lease_until: float) -> Hold | None:
+    async def _take(self, cap: Cap, cap_id: str, job_id: str, hold_s: float) -> Hold | None:
         for _ in range(TAKE_TRIES):
             item = (await self._get(cap_id)) or {}
             holders = {
@@ -101,13 +104,11 @@ class Caps:
                 # Full; or this job holds a slot under a live lease (it runs elsewhere,
                 # and this is a duplicate delivery): wait, and let its claim decide later.
                 return None
-            hold = Hold(cap_id, job_id, uuid.uuid4().hex)
+            hold = Hold(cap_id, job_id, uuid.uuid4().hex, self.clock() + hold_s)
             # Lapsed holders go (this job's own lapsed hold is overwritten instead).
             lapsed = [name for name in holders if name not in running and name != job_id]
             try:
-                await self.db.call(
-                    "update_item", self._take_request(item, hold, lease_until, lapsed)
-                )
+                await self.db.call("update_item", self._take_request(item, hold, lapsed))
             except ConditionFailed:
                 continue  # another worker changed the cap between our read and write
             return hold
@@ -132,10 +133,8 @@ class Caps:
         item: dict[str, Any] | None = (await self.db.call("get_item", request)).get("Item")
         return item
 
-    def _take_request(
-        self, item: dict[str, Any], hold: Hold, lease_until: float, lapsed: list[str]
-    ) -> dict[str, Any]:
-        entry = {"M": {"token": {"S": hold.token}, "lease": {"N": repr(lease_until)}}}
+    def _take_request(self, item: dict[str, Any], hold: Hold, lapsed: list[str]) -> dict[str, Any]:
+        entry = {"M": {"token": {"S": hold.token}, "lease": {"N": repr(hold.until)}}}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         if "version" not in item:

@@ -141,15 +141,15 @@ class Worker:
             raise RetryLater("not enough time left in this invocation")
         hold: Hold | None = None
         if task is not None and task.cap is not None:
-            slot_until = lease_until(now, timeout) + HOLD_MARGIN_S
-            hold = await self._take_slot(record, message, task.cap, slot_until)
+            hold_s = lease_until(0.0, timeout) + HOLD_MARGIN_S
+            hold = await self._take_slot(record, message, task.cap, hold_s)
             if hold is None:
                 return  # sent again for later; this delivery is acknowledged
             now = self.clock()  # the attempt starts now, after the slot (its event, its lease)
-            if lease_until(now, timeout) > slot_until:
-                # The take itself outlasted the margin (retries, a queue of takes): the slot
-                # would lapse before this attempt's lease, and a killed attempt's slot could
-                # go to another while its lease still runs. Give it back and wait instead.
+            if lease_until(now, timeout) > hold.until:
+                # The take's write outlasted the margin (botocore retries): the slot would
+                # lapse before this attempt's lease, and a killed attempt's slot could go to
+                # another while its lease still runs. Give it back and wait instead.
                 await self.caps.release(hold)
                 await self._wait_for_slot(record)
                 return
@@ -160,7 +160,7 @@ class Worker:
                 await self.caps.release(hold)
 
     async def _take_slot(
-        self, record: SQSRecord, message: QueueMessage, cap: Cap, lease: float
+        self, record: SQSRecord, message: QueueMessage, cap: Cap, hold_s: float
     ) -> Hold | None:
         """A slot of the task's cap, or None: then no attempt was used, and the message was
         sent again with a short jittered delay (a fresh message: the wait never counts
@@ -169,7 +169,7 @@ class Worker:
         if cap.key is not None:
             job = await self.store.find(message.job_id)
             payload = job.payload if job is not None else None
-        hold = await self.caps.take(cap, cap.item_id(message.task, payload), message.job_id, lease)
+        hold = await self.caps.take(cap, cap.item_id(message.task, payload), message.job_id, hold_s)
         if hold is None:
             await self._wait_for_slot(record)
         return hold

@@ -32,7 +32,7 @@ def test_the_wait_is_jittered_within_its_bounds() -> None:
 
 def test_slots_up_to_the_limit_then_none(caps: Caps, clock: FakeClock) -> None:
     cap = Cap(2)
-    lease = clock.now + 10
+    lease = 10.0
     first = run(caps.take(cap, "cap:t", "j1", lease))
     second = run(caps.take(cap, "cap:t", "j2", lease))
     assert first and second and first.token != second.token
@@ -45,19 +45,24 @@ def test_a_lapsed_holder_gives_its_slot_up_and_cannot_free_it_later(
     caps: Caps, clock: FakeClock
 ) -> None:
     cap = Cap(1)
-    dead = run(caps.take(cap, "cap:t", "j1", clock.now + 5))
-    assert run(caps.take(cap, "cap:t", "j2", clock.now + 5)) is None
+    dead = run(caps.take(cap, "cap:t", "j1", 5))
+    assert run(caps.take(cap, "cap:t", "j2", 5)) is None
     clock.advance(6)  # j1's worker died: its lease lapsed
-    heir = run(caps.take(cap, "cap:t", "j2", clock.now + 5))
+    heir = run(caps.take(cap, "cap:t", "j2", 5))
     assert heir is not None
     run(caps.release(dead))  # the dead holder wakes up late: not its slot any more
-    assert run(caps.take(cap, "cap:t", "j3", clock.now + 5)) is None
+    assert run(caps.take(cap, "cap:t", "j3", 5)) is None
 
 
 def test_a_job_holding_a_live_slot_does_not_take_a_second(caps: Caps, clock: FakeClock) -> None:
     cap = Cap(5)
-    assert run(caps.take(cap, "cap:t", "j1", clock.now + 5)) is not None
-    assert run(caps.take(cap, "cap:t", "j1", clock.now + 5)) is None  # a duplicate delivery
+    assert run(caps.take(cap, "cap:t", "j1", 5)) is not None
+    assert run(caps.take(cap, "cap:t", "j1", 5)) is None  # a duplicate delivery
+
+
+def test_a_slot_lease_counts_from_the_write_that_takes_it(caps: Caps, clock: FakeClock) -> None:
+    hold = run(caps.take(Cap(1), "cap:t", "j1", 30))
+    assert hold is not None and hold.until == clock.now + 30
 
 
 def test_per_key_caps_are_separate_items() -> None:
