@@ -35,7 +35,7 @@ if not Path(CHROMIUM).exists():
         pytest.fail(f"{INSTALL} (CI must run them)", pytrace=False)
     pytest.skip(INSTALL, allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 SHOTS = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
@@ -204,7 +204,7 @@ def test_redrive_from_the_dlq_brings_the_job_back(
     row.locator("input[name=id]").check()
     page.locator("#preview-redrive").click()
     preview = page.locator(f"#outcomes tr[data-action=redriven] a[href='/jobs/{failed_job}']")
-    assert preview.count() == 1
+    expect(preview).to_have_count(1)  # waits for the page the click loads
     assert dashboard.jobs.get(failed_job).status == Status.FAILED  # a preview changes nothing
     shot(page, "dlq-preview")
     page.locator("#confirm").click()
@@ -223,8 +223,9 @@ def test_the_job_pages_redrive_button_brings_it_back(page: Page, dashboard: Dash
     dashboard.stack.wait_dlq_visible(1)
     page.goto(f"{dashboard.url}/jobs/{job_id}")
     page.locator("#redrive").click()
+    # The answer is the same URL: wait for the new page's timeline, not the old one's.
+    expect(page.locator("#timeline li[data-kind=redriven]")).to_have_count(1)
     assert page.url.endswith(f"/jobs/{job_id}")
-    assert page.locator("#timeline li[data-kind=redriven]").count() == 1
     assert ACTOR in page.locator("#timeline li[data-kind=redriven]").inner_text()
     dashboard.stack.wait_status([job_id], Status.COMPLETED)
     page.reload()
@@ -239,7 +240,7 @@ def test_purge_asks_for_confirmation_then_deletes(page: Page, dashboard: Dashboa
     page.goto(dashboard.url + "/dlq")
     page.locator("#select-all").check()
     page.locator("#preview-purge").click()
-    assert page.locator("#outcomes tr[data-action=purged]").count() == 1
+    expect(page.locator("#outcomes tr[data-action=purged]")).to_have_count(1)
     assert dashboard.stack.dlq_depth()["visible"] == 1  # asked, not done
     confirm = page.locator("#confirm")
     assert confirm.inner_text() == "Delete 1 message(s) for good"
@@ -310,7 +311,7 @@ def test_cancel_from_the_job_page(page: Page, dashboard: Dashboard) -> None:
     waiting = dashboard.submit("echo", {"message": "later"}, delay_s=600)
     page.goto(f"{dashboard.url}/jobs/{waiting}")
     page.locator("#cancel").click()
-    assert page.locator("#job-status").inner_text() == "cancelled"
+    expect(page.locator("#job-status")).to_have_text("cancelled")  # the reloaded page's
     last = page.locator("#timeline li").last
     assert last.get_attribute("data-kind") == "cancelled" and ACTOR in last.inner_text()
 
@@ -322,10 +323,11 @@ def test_schedules_pause_and_resume(page: Page, dashboard: Dashboard) -> None:
     assert row.locator("td").nth(4).inner_text().strip()  # next fire times are shown
     row.locator("button", has_text="Pause").click()
     row = page.locator(f"#schedules tr[data-schedule='{name}']")
-    assert "paused" in row.inner_text() and ACTOR in row.inner_text()
+    expect(row).to_contain_text("paused")  # the reloaded page's row
+    assert ACTOR in row.inner_text()
     shot(page, "schedules")
     row.locator("button", has_text="Resume").click()
-    assert "active" in page.locator(f"#schedules tr[data-schedule='{name}']").inner_text()
+    expect(page.locator(f"#schedules tr[data-schedule='{name}']")).to_contain_text("active")
 
 
 def test_every_page_renders_without_console_errors(page: Page, dashboard: Dashboard) -> None:
