@@ -22,6 +22,7 @@ from typing import IO
 from infra.service import Service
 
 HOST = "127.0.0.1"
+_ROOT = Path(__file__).resolve().parent.parent  # for the child's `import infra`
 START_TIMEOUT_S = 15.0
 
 # Runs in the child: a watchdog thread ends the server once its parent has died (the child
@@ -30,16 +31,21 @@ START_TIMEOUT_S = 15.0
 # moto's server is threaded but its DynamoDB backend takes no lock, so two concurrent
 # conditional writes to one item can both succeed (seen: 1 in 200 racing claims). DynamoDB
 # itself applies each write to an item atomically, and taskq's guarantees rest on that, so
-# DynamoDB requests are serialised here; SQS (long polls) stays concurrent.
+# DynamoDB requests are serialised here; SQS (long polls) stays concurrent. Its Query is
+# made to skip a whole-table sort (`infra.moto_query`: same answers, 10x less work at scale).
 _BOOT = """
 import os, sys, threading, time
 parent = int(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
 def watch():
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
 import moto.server as server
+from infra.moto_query import install
+if not install():
+    print("taskq: moto's Query left as it is (internals not as expected)", file=sys.stderr)
 _dynamodb = threading.Lock()
 class Serialised(server.DomainDispatcherApplication):
     def __call__(self, environ, start_response):
@@ -48,7 +54,7 @@ class Serialised(server.DomainDispatcherApplication):
                 return list(super().__call__(environ, start_response))
         return super().__call__(environ, start_response)
 server.DomainDispatcherApplication = Serialised
-server.main(sys.argv[2:])
+server.main(sys.argv[3:])
 """
 
 
@@ -110,7 +116,8 @@ class MotoServer(Service):
             self._log = open(self._log_path, "w+b")  # noqa: SIM115 - closed in stop()
         else:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        argv = [sys.executable, "-c", _BOOT, str(os.getpid()), "-H", HOST, "-p", str(self.port)]
+        argv = [sys.executable, "-c", _BOOT, str(os.getpid()), str(_ROOT)]
+        argv += ["-H", HOST, "-p", str(self.port)]
         # Own session: Ctrl-C in a terminal reaches the parent, which then stops the server.
         self._proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
