@@ -60,7 +60,7 @@ def reset_process_caches() -> None:
     aio.shutdown()  # the worker's aioboto3 clients belong to the process being forgotten
     config.settings.cache_clear()
     wiring.services.cache_clear()
-    aws.client.cache_clear()
+    aws.forget_clients()
 
 
 class Lambdas:

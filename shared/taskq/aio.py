@@ -19,6 +19,7 @@ from taskq import aws
 T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
 _opened: list[AioClient] = []  # closed by shutdown(), on the loop that opened them
+_aio_session: Any = None  # one aioboto3 session for all the clients (`_session`)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -33,7 +34,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def shutdown() -> None:
     """Close the process's aioboto3 clients and its loop (at exit, or when a test resets
     the process's caches), so no aiohttp session is left unclosed."""
-    global _loop
+    global _loop, _aio_session
+    _aio_session = None
     if _loop is not None and not _loop.is_closed():
         mine = [c for c in _opened if c.loop is _loop]
         _loop.run_until_complete(_close_all(mine))
@@ -44,6 +46,16 @@ def shutdown() -> None:
 
 async def _close_all(clients: list[AioClient]) -> None:
     await asyncio.gather(*(client.close() for client in clients))
+
+
+def _session() -> Any:
+    """The process's one aioboto3 session, for all its clients (as `aws.client`'s)."""
+    global _aio_session
+    if _aio_session is None:
+        import aioboto3  # the async path's cost is paid where it is used
+
+        _aio_session = aioboto3.Session()
+    return _aio_session
 
 
 class AsyncCaller(Protocol):
@@ -85,10 +97,7 @@ class AioClient:
             self._opening, self.loop, self._client = asyncio.Lock(), loop, None
         async with self._opening:  # ten records' first calls open one client, not ten
             if self._client is None:
-                import aioboto3  # the async path's cost is paid where it is used
-
-                session = aioboto3.Session()
-                self._context = session.client(
+                self._context = _session().client(
                     self.service,
                     region_name=self.region,
                     endpoint_url=self.endpoint_url,
