@@ -32,11 +32,11 @@ START_TIMEOUT_S = 15.0
 # conditional writes to one item can both succeed (seen: 1 in 200 racing claims). DynamoDB
 # itself applies each write to an item atomically, and taskq's guarantees rest on that, so
 # DynamoDB requests are serialised here; SQS (long polls) stays concurrent. Its Query is
-# made to skip a whole-table sort (`infra.moto_query`: same answers, 10x less work at scale).
+# made to skip a whole-table sort (`infra.moto_query`: same answers, 6x faster at 10,000 items).
 _BOOT = """
 import os, sys, threading, time
 parent = int(sys.argv[1])
-sys.path.insert(0, sys.argv[2])
+sys.path.append(sys.argv[2])  # after site-packages: it shadows nothing
 def watch():
     while os.getppid() == parent:
         time.sleep(0.5)

@@ -58,6 +58,7 @@ from infra.sandbox import InvokeError, LocalFunction
 from infra.template import FunctionSpec
 from taskq.backoff import LEASE_GRACE_S
 from taskq.models import TERMINAL, Job, QueueMessage, Status
+from taskq.queue import parse_body
 from taskq.store import to_job
 from taskq.store.codec import is_job_item
 from tests.faults import capacity, scheduling
@@ -487,11 +488,14 @@ class FaultSuite:
         thread.start()
         return thread
 
-    def _task_of(self, job_id: str) -> str:
-        """The task a job was submitted with: a duplicate message names it as the API did."""
+    def _task_of(self, job_id: str) -> str | None:
+        """The task a job was submitted with: a duplicate message names it as the API did.
+        A job no 202 named (a ghost, a periodic fire) is read back for it."""
         with self.ledger.lock:
             n = self.ledger.accepted.get(job_id)
-        return self.plans[n].task if n is not None else "chaos"
+        if n is not None:
+            return self.plans[n].task
+        return next((job.task for job in self.read_jobs([job_id])), None)
 
     # submitting
 
@@ -665,7 +669,10 @@ class FaultSuite:
                 if not candidates or self.rng.random() < 0.5:
                     continue
                 job_id = self.rng.choice(candidates)
-                body = QueueMessage(job_id=job_id, task=self._task_of(job_id)).model_dump_json()
+                task = self._task_of(job_id)
+                if task is None:
+                    continue
+                body = QueueMessage(job_id=job_id, task=task).model_dump_json()
                 sqs.send_message(QueueUrl=url, MessageBody=body)
                 with self.ledger.lock:
                     self.ledger.duplicates[which] += 1
@@ -949,6 +956,21 @@ class Report:
         return f"{head}\n{body}{tail}"
 
 
+def _other_dead_letter(message: dict[str, Any], jobs: dict[str, Job]) -> str:
+    """Where a DLQ message that is no failed job's hand-off came from, and its job's end.
+
+    Without taskq's reason, SQS moved it: a job message received maxReceiveCount times
+    (kills, timeouts and live-lease returns each count a receive) while its job went on."""
+    attributes = message.get("MessageAttributes", {})
+    reason = attributes.get("taskq-reason", {}).get("StringValue")
+    origin = f"taskq: {reason[:40]}" if reason else "moved by SQS's redrive policy"
+    try:
+        job = jobs.get(parse_body(message.get("Body", "")).job_id)
+    except ValueError:
+        return f"{origin}, not a job message"
+    return f"{origin}, job {job.status if job else 'unknown'}"
+
+
 def account(suite: FaultSuite) -> Report:
     """Every job, from DynamoDB, the DLQ and the execution log, against what was done to it.
 
@@ -976,13 +998,13 @@ def account(suite: FaultSuite) -> Report:
     dlq_by_job: Counter[str] = Counter()  # live copies: the job's current hand-off token
     stale_dlq: Counter[str] = Counter()  # a sender killed between its DLQ send and its mark
     resent_dlq: Counter[str] = Counter()  # the same token twice: a send retried by botocore
-    other_dlq = 0
+    other_dlq: Counter[str] = Counter()  # not a failed job's hand-off: where it came from
     for message in dlq:
         attributes = message.get("MessageAttributes", {})
         job_id = attributes.get("taskq-job-id", {}).get("StringValue")
         token = attributes.get("taskq-handoff", {}).get("StringValue")
         if not job_id:
-            other_dlq += 1
+            other_dlq[_other_dead_letter(message, jobs)] += 1
         elif job_id in jobs and token != jobs[job_id].handoff:
             stale_dlq[job_id] += 1
         elif dlq_by_job[job_id]:
@@ -1115,7 +1137,8 @@ def account(suite: FaultSuite) -> Report:
         f"DLQ           {sum(dlq_by_job.values())} live messages for {len(dlq_by_job)} failed jobs"
         f" ({sum(stale_dlq.values())} stale: a sender killed between its send and its mark; "
         f"{sum(resent_dlq.values())} resent: a DLQ send retried after its response was lost); "
-        f"{other_dlq} other; job queue left with {suite.final_depth} messages",
+        f"{sum(other_dlq.values())} other {dict(other_dlq)}; "
+        f"job queue left with {suite.final_depth} messages",
         f"vs plan       as planned {len(jobs) - outcomes['lost'] - sum(changed.values())}; "
         f"changed by faults {dict(changed) or 0}; cancels {dict(Counter(ledger.cancels.values()))}",
         f"AWS faults    {sum(stats.faults.values())} of {calls} calls: "
