@@ -35,8 +35,8 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
+def use_fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and region for moto's in-process mock, and no endpoint override."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -44,6 +44,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
+    use_fake_aws_env(monkeypatch)
     with mock_aws():
         stack = Stack.from_file(ROOT / "template.yaml", parameters={"Stage": "unit"})
         yield provision(stack, endpoint_url=None, region=REGION)

@@ -10,16 +10,12 @@ import botocore.session
 import pytest
 
 from taskq import aws
+from tests.unit.conftest import use_fake_aws_env
 
 
 @pytest.fixture
 def sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_aws_env(monkeypatch)
     made: list[Any] = []
     real = botocore.session.get_session
 

@@ -12,19 +12,14 @@ import pytest
 from moto import mock_aws
 
 from infra.moto_query import install
+from tests.unit.conftest import use_fake_aws_env
 
 REGION = "us-east-1"
 
 
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_aws_env(monkeypatch)
     assert install(), "moto's internals changed: the emulator's Query runs unpatched"
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)

@@ -38,6 +38,7 @@ from tests.lambda_harness import (
     reset_process_caches,
     sqs_records,
 )
+from tests.unit.conftest import use_fake_aws_env
 
 REGION = "us-east-1"
 SCHEDULED_TASKS = Path(__file__).resolve().parents[1] / "integration" / "layer"
@@ -208,13 +209,7 @@ def world() -> Iterator[World]:
 
 
 def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_aws_env(monkeypatch)
     with mock_aws():
         # A module with periodic schedules, so the clock's every path runs.
         monkeypatch.syspath_prepend(str(SCHEDULED_TASKS))
