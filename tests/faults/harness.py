@@ -80,6 +80,12 @@ OVERRUN_S = LEASE_S + 3.0  # past the lease, under the function timeout: fencing
 HANG_S = WORKER_TIMEOUT_S + 10.0  # past the function timeout: the invocation is killed
 STALE_S = 10  # TASKQ_STALE_AFTER_SECONDS for the sweeper (production: 300)
 SWEEP_EVERY_S = 2.5
+# each priority's job queue, as the stack's environment names it
+_QUEUE_ENV = {
+    "default": "TASKQ_QUEUE_URL",
+    "high": "TASKQ_HIGH_QUEUE_URL",
+    "low": "TASKQ_LOW_QUEUE_URL",
+}
 CHECKS_PER_PASS = 500  # jobs the wait for the end reads a second
 assert VISIBILITY_S < SLOW_S < TASK_TIMEOUT_S < LEASE_S < OVERRUN_S < WORKER_TIMEOUT_S < HANG_S
 
@@ -121,7 +127,7 @@ def deploy(endpoint_url: str, emulator_url: str, stage: str, log_path: Path) -> 
     ).start()  # fmt: skip
     try:
         sqs = direct_client("sqs", emulator_url)
-        for name in ("TASKQ_QUEUE_URL", "TASKQ_HIGH_QUEUE_URL", "TASKQ_LOW_QUEUE_URL"):
+        for name in _QUEUE_ENV.values():
             # every priority's queue: a killed batch's records come back as soon on each
             sqs.set_queue_attributes(
                 QueueUrl=cloud.env[name], Attributes={"VisibilityTimeout": str(VISIBILITY_S)}
@@ -410,6 +416,10 @@ class FaultSuite:
         assert self.cloud is not None
         return self.cloud.env
 
+    @property
+    def _job_queue_urls(self) -> set[str]:
+        return {self.env[name] for name in _QUEUE_ENV.values()}
+
     def run(self) -> Report:
         self.started = time.monotonic()
         self.started_wall = time.time()
@@ -488,14 +498,20 @@ class FaultSuite:
         thread.start()
         return thread
 
-    def _task_of(self, job_id: str) -> str | None:
-        """The task a job was submitted with: a duplicate message names it as the API did.
-        A job no 202 named (a ghost, a periodic fire) is read back for it."""
+    def _route_of(self, job_id: str) -> tuple[str, str] | None:
+        """The task a job was submitted with and its priority's queue: a duplicate message
+        names the task as the API did, on the queue SQS would deliver it again from. A job
+        no 202 named (a ghost, a periodic fire) is read back for both."""
         with self.ledger.lock:
             n = self.ledger.accepted.get(job_id)
         if n is not None:
-            return self.plans[n].task
-        return next((job.task for job in self.read_jobs([job_id])), None)
+            task, priority = self.plans[n].task, self.plans[n].priority
+        else:
+            job = next(iter(self.read_jobs([job_id])), None)
+            if job is None:
+                return None
+            task, priority = job.task, str(job.priority)
+        return task, self.env[_QUEUE_ENV.get(priority or "default", "TASKQ_QUEUE_URL")]
 
     # submitting
 
@@ -657,7 +673,6 @@ class FaultSuite:
 
     def _duplicator(self) -> None:
         sqs = self.direct("sqs")
-        url = self.env["TASKQ_QUEUE_URL"]
         while not self.stop.wait(self.config.duplicate_every_s):
             self.log.refresh()
             with self.ledger.lock:
@@ -669,11 +684,11 @@ class FaultSuite:
                 if not candidates or self.rng.random() < 0.5:
                     continue
                 job_id = self.rng.choice(candidates)
-                task = self._task_of(job_id)
-                if task is None:
+                route = self._route_of(job_id)
+                if route is None:
                     continue
-                body = QueueMessage(job_id=job_id, task=task).model_dump_json()
-                sqs.send_message(QueueUrl=url, MessageBody=body)
+                body = QueueMessage(job_id=job_id, task=route[0]).model_dump_json()
+                sqs.send_message(QueueUrl=route[1], MessageBody=body)
                 with self.ledger.lock:
                     self.ledger.duplicates[which] += 1
 
@@ -684,7 +699,9 @@ class FaultSuite:
         if call.service != "sqs" or call.operation not in ("SendMessage", "SendMessageBatch"):
             return None
         data = call.json
-        if not str(data.get("QueueUrl", "")).endswith(f"taskq-{self.stage}-jobs"):
+        # The API's send goes to the job's priority's queue. Watching only one queue let a
+        # later send of another path (a capped job's wait) pass for the API's first send.
+        if str(data.get("QueueUrl", "")) not in self._job_queue_urls:
             return None
         batch = call.operation == "SendMessageBatch"
         with self.ledger.lock:
@@ -835,7 +852,7 @@ class FaultSuite:
     def queue_depth(self) -> int:
         """Messages in the job queues (every priority's), visible, in flight or delayed."""
         depth = 0
-        for name in ("TASKQ_QUEUE_URL", "TASKQ_HIGH_QUEUE_URL", "TASKQ_LOW_QUEUE_URL"):
+        for name in _QUEUE_ENV.values():
             attrs = self.direct("sqs").get_queue_attributes(
                 QueueUrl=self.env[name],
                 AttributeNames=[
