@@ -97,6 +97,7 @@ validate: setup sam-setup  ## sam validate --lint, cfn-lint, and what those lint
 
 build: setup sam-setup  ## sam build (what deploy uploads), then run the built handlers here
 	$(SAM) build --cached --parallel
+	$(PY) -m infra.bytecode .aws-sam/build
 	$(PY) -m pytest -q tests/integration/test_sam_build.py
 
 env.json: template.yaml infra/samlocal.py | $(STAMP)
@@ -107,6 +108,7 @@ env.json: template.yaml infra/samlocal.py | $(STAMP)
 sam-host-build: setup sam-setup
 	$(SAM) build --cached --parallel --parameter-overrides Architecture=$(HOST_ARCH) \
 		--build-dir $(HOST_BUILD) --cache-dir .aws-sam/host/cache
+	$(PY) -m infra.bytecode $(HOST_BUILD)
 
 # sam local start-api in Lambda containers (Docker) on the embedded emulator; the worker,
 # sweeper and clock on the local runners. Builds the stand-in Lambda image first where AWS's
@@ -143,6 +145,7 @@ test-localstack: setup  ## the integration suite on LocalStack ($$AWS_ENDPOINT_U
 deploy: setup sam-setup  ## sam build + sam deploy to AWS (guided the first time: samconfig.toml)
 	$(SAM) build --cached --parallel \
 		--parameter-overrides Architecture=$$($(PY) -m infra.samlocal deploy-arch)
+	$(PY) -m infra.bytecode .aws-sam/build
 	$(PY) -m infra.samlocal check-build .aws-sam/build $$($(PY) -m infra.samlocal deploy-arch)
 	if [ -f samconfig.toml ]; then $(SAM) deploy; else $(SAM) deploy --guided; fi
 	@$(PY) -m infra.samlocal check-build .aws-sam/build $$($(PY) -m infra.samlocal deploy-arch) \

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from infra.bytecode import compile_build
 from infra.clients import client, credentials_env
 from infra.emulator import MotoServer
 from infra.provision import provision
@@ -75,14 +76,16 @@ RUNNER = textwrap.dedent(
 )
 
 
-def build(*args: str) -> None:
+def build(build_dir: Path, *args: str) -> None:
+    """sam build, then the bytecode step the Makefile runs after it (infra/bytecode.py)."""
     done = run_sam(SAM, "build", "--cached", "--parallel", *args, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "compiled for" in compile_build(build_dir)
 
 
 @pytest.fixture(scope="module")
 def deploy_build() -> Path:
-    build()
+    build(DEPLOY_BUILD)
     return DEPLOY_BUILD
 
 
@@ -90,7 +93,7 @@ def deploy_build() -> Path:
 def host_build() -> Path:
     arch = host_architecture()
     build(
-        "--parameter-overrides", f"Architecture={arch}",
+        HOST_BUILD, "--parameter-overrides", f"Architecture={arch}",
         "--build-dir", str(HOST_BUILD), "--cache-dir", str(HOST_BUILD.parent / "cache"),
     )  # fmt: skip
     return HOST_BUILD
@@ -106,6 +109,22 @@ def test_the_deploy_build_is_all_for_the_functions_architecture(deploy_build: Pa
 
 def test_the_host_build_is_all_for_this_machine(host_build: Path) -> None:
     assert check_build(host_build, host_architecture()) == []
+
+
+def test_the_deploy_build_ships_hash_checked_bytecode(deploy_build: Path) -> None:
+    """SAM's zip dates every file 1980: only hash-checked .pyc (PEP 552 flags 0b11) stay
+    valid on Lambda, for taskq's modules and its dependencies' alike."""
+    tag = sys.implementation.cache_tag
+    layer = deploy_build / "TaskqLayer" / "python"
+    sources = [
+        *(layer / "taskq").rglob("*.py"),
+        *(layer / "pydantic").glob("*.py"),
+        deploy_build / "ApiFunction" / "app.py",
+    ]
+    assert len(sources) > 50
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert int.from_bytes(cached.read_bytes()[4:8], "little") == 0b11, cached
 
 
 @pytest.mark.parametrize("which", ["deploy", "host"])
