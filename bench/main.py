@@ -327,9 +327,17 @@ def _cost(results: dict[str, Any], stack: BenchStack) -> dict[str, Any]:
         at_aws = priced(aws_latency(measured, api_run, worker_run))
         lines["Lambda duration at AWS call latency (est.)"] = at_aws["Lambda duration"]
         lines["total at AWS call latency (est.)"] = at_aws["total"]
+        first = dataclasses.replace(
+            measured,
+            dynamodb_wru=api_run["usage"]["api"].get("wru_first_design", 0.0)
+            + worker_run["usage"]["worker"].get("wru_first_design", 0.0),
+        )
         out_modes[name] = {
             "usage": {k: round(v, 4) for k, v in cost.usage_dict(measured).items()},
             "per_million": {k: round(v, 4) for k, v in lines.items()},
+            # the same calls under the indexes as first built (cost.FIRST_DESIGN_INDEXES)
+            "wru_first_design": round(first.dynamodb_wru, 4),
+            "per_million_first_design": {k: round(v, 4) for k, v in priced(first).items()},
         }
     return {
         "modes": out_modes,

@@ -290,6 +290,7 @@ def markdown(r: dict[str, Any]) -> str:
             ],
         )
         out += ["", cost["note"], ""]
+        out += _cost_before_after(cost["modes"])
 
     cold = r.get("cold_start")
     if cold:
@@ -382,6 +383,30 @@ def markdown(r: dict[str, Any]) -> str:
                 "",
             ]
     return "\n".join(out) + "\n"
+
+
+def _cost_before_after(modes: dict[str, Any]) -> list[str]:
+    """Each mode's lines priced under the indexes as first built and as they are, from the
+    same counted calls (only DynamoDB's write units differ)."""
+    if not all("per_million_first_design" in m for m in modes.values()):
+        return []
+    out = ["Before (indexes as first built, both projecting every attribute) and after:", ""]
+    header = ["line", *(f"{name}: {when}" for name in modes for when in ("before", "after"))]
+    rows = []
+    for line in next(iter(modes.values()))["per_million"]:
+        if line not in next(iter(modes.values()))["per_million_first_design"]:
+            continue
+        row = [line]
+        for mode in modes.values():
+            row += [
+                f"{mode['per_million_first_design'][line]:,.2f}",
+                f"{mode['per_million'][line]:,.2f}",
+            ]
+        rows.append(row)
+    wru = ["DynamoDB write units a job"]
+    for mode in modes.values():
+        wru += [_n(mode["wru_first_design"], 2), _n(mode["usage"]["dynamodb_wru"], 2)]
+    return [*out, *_table(header, [*rows, wru]), ""]
 
 
 def _against_dependencies(deps: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import loadgen
 from bench.calls import Call, billable_per_job, per_job, retried
-from bench.cost import capacity, item_size
+from bench.cost import FIRST_DESIGN_INDEXES, capacity, item_size
 from bench.cpu import CpuMeter, delta
 from bench.stack import API, WORKER, BenchStack, Invocation
 
@@ -184,6 +184,7 @@ def usage_parts(ctx: Context, data: PhaseData, jobs: int) -> dict[str, dict[str,
     for group, lid in (("api", API), ("worker", WORKER)):
         calls = data.group(stack, group)
         wru, rru = capacity(calls, ctx.item_kb, stack.settings["gsi"])
+        wru_first_design, _ = capacity(calls, ctx.item_kb, FIRST_DESIGN_INDEXES)
         invocations = data.invocations[lid]
         in_handler = [c for c in calls if c.source == stack.function_name(lid)]
         out[group] = {
@@ -194,6 +195,7 @@ def usage_parts(ctx: Context, data: PhaseData, jobs: int) -> dict[str, dict[str,
             "invocations": len(invocations) / max(jobs, 1),
             "billed_ms": sum(math.ceil(i.duration_s * 1000) for i in invocations) / max(jobs, 1),
             "wru": wru / max(jobs, 1),
+            "wru_first_design": wru_first_design / max(jobs, 1),
             "rru": rru / max(jobs, 1),
             "sqs_requests": sum(1 for c in calls if c.service == "sqs") / max(jobs, 1),
             "sqs_empty_receives": sum(1 for c in calls if c.empty_receive) / max(jobs, 1),
