@@ -168,3 +168,55 @@ def test_the_sweeper_recovers_a_job_stored_but_never_sent(cloud: LocalCloud) -> 
 
     again = cloud.functions["SweeperFunction"].invoke(SCHEDULED_EVENT)
     assert sum(again["requeued"].values()) == 0  # nothing left to recover, nothing sent twice
+
+
+def dead_letters(cloud: LocalCloud, wait_s: float) -> list[dict[str, Any]]:
+    """Every message in this stack's DLQ after `wait_s` of quiet: received (held 60 s, so
+    none is counted twice) with its body parsed and taskq's reason."""
+    sqs, url = aws(cloud, "sqs"), cloud.env["TASKQ_DLQ_URL"]
+    time.sleep(wait_s)
+    out: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+        MessageAttributeNames=["All"], WaitTimeSeconds=1,
+    ).get("Messages", []):  # fmt: skip
+        for message in batch:
+            attrs = message.get("MessageAttributes", {})
+            reason = attrs.get("taskq-reason", {}).get("StringValue", "")
+            out.append({**json.loads(message["Body"]), "reason": reason})
+    return out
+
+
+def test_a_failed_jobs_message_delivered_again_adds_no_second_dlq_copy(cloud: LocalCloud) -> None:
+    reply = call(
+        "POST", f"{cloud.api_url}/jobs",
+        {"task": "fail", "payload": {"times": 100}, "max_attempts": 1},
+    )  # fmt: skip
+    assert reply.status == 202
+    job_id = reply.json()["id"]
+    wait_for_status(cloud.api_url, job_id, {"failed"})
+    wait_until_drained(cloud)
+    send_raw(cloud, job_id, "fail")  # SQS's at-least-once delivery, twice over
+    send_raw(cloud, job_id, "fail")
+    wait_until_drained(cloud)
+    copies = [m for m in dead_letters(cloud, wait_s=1.0) if m.get("job_id") == job_id]
+    assert len(copies) == 1, copies
+    assert kinds(cloud, job_id) == ["pending", "running", "failed"]
+
+
+def test_a_message_naming_another_task_leaves_its_job_untouched(cloud: LocalCloud) -> None:
+    reply = call(
+        "POST", f"{cloud.api_url}/jobs", {"task": "echo", "payload": {"n": 1}, "delay_s": 60}
+    )
+    assert reply.status == 202
+    job_id = reply.json()["id"]
+    before = call("GET", f"{cloud.api_url}/jobs/{job_id}").json()
+    assert before["status"] == "scheduled"
+    send_raw(cloud, job_id, "fail")  # forged, corrupt, or from an older deployment
+    forged = [m for m in dead_letters(cloud, wait_s=2.0) if m.get("job_id") == job_id]
+    assert len(forged) == 1, forged
+    assert "names task 'fail'" in forged[0]["reason"] and "'echo'" in forged[0]["reason"]
+    # not failed, run, woken or otherwise changed
+    assert call("GET", f"{cloud.api_url}/jobs/{job_id}").json() == before
+    cancelled = call("POST", f"{cloud.api_url}/jobs/{job_id}/cancel")
+    assert cancelled.status == 200  # the real job goes on: still its owner's to cancel
