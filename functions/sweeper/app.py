@@ -13,7 +13,7 @@ from taskq.wiring import services
 
 # Lambda's init phase: settings and clients now (a missing setting fails the init). Not the
 # task modules: the sweeper never runs a task, and ships without the tasks layer.
-services()
+services().connect()
 
 
 @logger.inject_lambda_context

@@ -11,9 +11,10 @@ from taskq.metrics import metrics
 from taskq.tracing import tracer
 from taskq.wiring import init, services
 
-# Lambda's init phase: settings, clients and the task modules now, so a task module that
-# cannot be imported (or registers nothing) fails the init with one line, not every batch.
-init()
+# Lambda's init phase: settings and the task modules now, so a task module that cannot be
+# imported (or registers nothing) fails the init with one line, not every batch. No botocore
+# clients: the worker's calls go through aioboto3, opened by the first batch.
+init(sync_clients=False)
 
 
 @logger.inject_lambda_context
