@@ -105,12 +105,6 @@ class JobQueue:
                 failed.extend(chunk[int(f["Id"])].job_id for f in response.get("Failed", []))
         return failed
 
-    def delay(self, receipt_handle: str, seconds: int) -> None:
-        """Hide a received message for `seconds`: SQS then redelivers it (the retry)."""
-        self._call(
-            "change_message_visibility", **delay_request(self.queue_url, receipt_handle, seconds)
-        )
-
     def dead_letter(self, body: str, reason: str, attributes: dict[str, str] | None = None) -> None:
         """Put a message in the DLQ with the reason taskq gave up on it."""
         self._call("send_message", **dead_letter_request(self.dlq_url, body, reason, attributes))
