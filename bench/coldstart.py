@@ -19,16 +19,15 @@ pays them.
 
 from __future__ import annotations
 
-import compileall
 import json
 import os
-import py_compile
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from infra.bytecode import compile_hash_checked
 from infra.clients import DUMMY_CREDENTIALS
 from infra.template import Stack
 
@@ -200,19 +199,9 @@ def cache_bytecode(stack: Stack) -> None:
     modules, or any edited since their last import, are compiled in every measured import
     (the probe writes no bytecode), and the dependencies' never: the ratio would weigh
     compiling against loading."""
-    folders = {p for lid in FUNCTIONS.values() for p in _code_folders(stack, lid)}
-    for folder in sorted(folders):
-        compileall.compile_dir(
-            str(folder),
-            quiet=1,
-            workers=0,
-            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-        )
-
-
-def _code_folders(stack: Stack, lid: str) -> list[Path]:
-    spec = stack.function(lid)
-    return [spec.code_uri, *spec.layers]
+    specs = [stack.function(lid) for lid in FUNCTIONS.values()]
+    for folder in sorted({p for spec in specs for p in (spec.code_uri, *spec.layers)}):
+        compile_hash_checked(folder)
 
 
 def measure(repeats: int = 3) -> dict[str, Any]:

@@ -42,20 +42,27 @@ def runtime_of(build_dir: Path) -> str:
     return runtime
 
 
+def compile_hash_checked(folder: Path) -> bool:
+    """Every module under `folder` compiled to a hash-checked .pyc, replacing any other kind
+    (pip's are timestamp-checked), one process per CPU; False if a file did not compile."""
+    return compileall.compile_dir(
+        str(folder),
+        quiet=1,
+        force=True,
+        workers=0,
+        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+    )
+
+
 def compile_build(build_dir: Path) -> str:
     """Compile every module of the build, hash-checked; says what it did in one line."""
     runtime = runtime_of(build_dir)
     here = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if here != runtime:  # its .pyc would carry another tag, which Lambda ignores
         return f"{build_dir} left as built: this is {here}, the functions run {runtime}"
-    every_one = compileall.compile_dir(
-        str(build_dir),
-        quiet=1,
-        force=True,  # replace pip's timestamp-checked files
-        workers=0,  # one per CPU
-        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-    )
-    if not every_one:  # e.g. a dependency's file for another Python: compiled at import, as before
+    # A file that does not compile (e.g. a dependency's for another Python) is compiled at
+    # import, as before.
+    if not compile_hash_checked(build_dir):
         return f"{build_dir} compiled for {runtime}, but for the files named above"
     return f"{build_dir} compiled for {runtime} (hash-checked .pyc)"
 
