@@ -392,9 +392,10 @@ def _cost_before_after(modes: dict[str, Any]) -> list[str]:
         return []
     out = ["Before (indexes as first built, both projecting every attribute) and after:", ""]
     header = ["line", *(f"{name}: {when}" for name in modes for when in ("before", "after"))]
+    first = next(iter(modes.values()))
     rows = []
-    for line in next(iter(modes.values()))["per_million"]:
-        if line not in next(iter(modes.values()))["per_million_first_design"]:
+    for line in first["per_million"]:
+        if line not in first["per_million_first_design"]:
             continue
         row = [line]
         for mode in modes.values():
