@@ -25,6 +25,7 @@ class Call:
     items: int  # entries the request carried (batches), else 1
     returned: int  # messages a ReceiveMessage got back; -1 for other operations
     ms: float  # how long the call took (retries included); -1 when unknown
+    touched: frozenset[str] = frozenset()  # attributes an UpdateItem set or removed
 
     @property
     def empty_receive(self) -> bool:
@@ -60,7 +61,8 @@ class CallLog:
 
 
 def parse(line: str) -> Call:
-    at, source, service, operation, status, retries, items, returned, ms = line.split(" ")
+    at, source, service, operation, status, retries, items, returned, ms, *rest = line.split(" ")
+    touched = frozenset(rest[0].split(",")) if rest and rest[0] != "-" else frozenset()
     return Call(
         float(at),
         source,
@@ -71,6 +73,7 @@ def parse(line: str) -> Call:
         int(items),
         int(returned),
         float(ms),
+        touched,
     )
 
 

@@ -2,8 +2,8 @@
 
 DynamoDB bills capacity units, not calls: a write takes one write unit per KB of the item
 (the larger of before and after), and the same again in every global secondary index it
-touches; a write that moves an item to another index key (a status change on the by_status
-index) is a delete plus a put there, two units (the DynamoDB guide's "Provisioned
+touches; a write that moves an item to another index key (a finish, on the phase index)
+is a delete plus a put there, two units (the DynamoDB guide's "Provisioned
 throughput considerations for GSIs"); a keys-only index is not written when a write leaves
 its keys alone. A failed conditional write still takes one unit.
 """
@@ -19,22 +19,32 @@ from typing import Any
 from bench import prices
 from bench.calls import Call
 
-# The jobs table's indexes as first built (2026-11-28): both projecting every attribute, so
-# every write also went to both (11 write units a job). The bench prices the run's own calls
-# under these too: the "before" of README's cost section, from the same calls.
+# The jobs table's indexes as first built (2026-11-28): keyed on the status and the task,
+# both projecting every attribute, so every write also went to both (11 write units a job).
+# The bench prices the run's own calls under these too: the "before" of README's cost
+# section, from the same calls.
 FIRST_DESIGN_INDEXES: tuple[Mapping[str, Any], ...] = (
     {"name": "by_status", "keys": ["status", "tenant_created"], "projection": "ALL"},
     {"name": "by_task", "keys": ["task", "tenant_created"], "projection": "ALL"},
 )
-STATUS_ATTRIBUTE = "status"
-ALWAYS_PRESENT = frozenset({"status", "task", "tenant_created"})  # on every job item
+# On every job item the happy path makes (the sparse indexes' keys, wake and wake_at, are
+# on delayed jobs only).
+ALWAYS_PRESENT = frozenset({"status", "phase", "task", "tenant_created"})
 
 
-def _on_transition(gsi: Mapping[str, Any]) -> int:
-    """Write units (per KB) a status transition takes in one index."""
-    if STATUS_ATTRIBUTE in gsi["keys"]:
+def on_update(gsi: Mapping[str, Any], touched: frozenset[str]) -> int:
+    """Write units (per KB) an UpdateItem that sets or removes `touched` takes in one index
+    that holds the item: a changed key moves it (a delete and a put); a changed projected
+    attribute rewrites it; anything else leaves it alone."""
+    keys = set(gsi["keys"])
+    if touched & keys:
         return 2
-    return 0 if gsi.get("projection") == "KEYS_ONLY" else 1
+    projection = gsi.get("projection")
+    if projection == "ALL":
+        return 1
+    if projection == "INCLUDE" and touched & set(gsi.get("attributes", [])):
+        return 1
+    return 0
 
 
 def item_size(item: Mapping[str, Any]) -> int:
@@ -67,20 +77,19 @@ def capacity(
 ) -> tuple[float, float]:
     """(write units, read units) the DynamoDB calls took, for items of `item_kb` (rounded up).
 
-    Every UpdateItem here is a status transition (the only kind a job's path makes). A new
-    job item has the keys of the always-present indexes (status, task, tenant_created), not
-    the sparse ones' (the wake index holds only delayed jobs). A transition moves the item in
-    an index keyed on status (a delete and a put), rewrites it in an index projecting all
-    attributes, and leaves a keys-only index whose keys it does not change untouched.
+    A new job item has the keys of the always-present indexes, not the sparse ones' (the
+    wake index holds only delayed jobs, and the happy path's updates only remove its keys
+    from items that never had them). An UpdateItem writes each always-present index as
+    `on_update` says for the attributes the probe saw it set or remove.
     """
     dense = [gsi for gsi in indexes if set(gsi["keys"]) <= ALWAYS_PRESENT]
     put = 1 + len(dense)
-    move = 1 + sum(_on_transition(gsi) for gsi in dense)
     wru = rru = 0.0
     for call in calls:
         if call.service != "dynamodb":
             continue
         failed = call.status >= 400
+        move = 1 + sum(on_update(gsi, call.touched) for gsi in dense)
         if call.operation == "PutItem":
             wru += item_kb * (1 if failed else put)
         elif call.operation == "BatchWriteItem":
@@ -88,7 +97,8 @@ def capacity(
         elif call.operation == "UpdateItem":
             wru += item_kb * (1 if failed else move)
         elif call.operation == "TransactWriteItems":
-            wru += 2 * item_kb * move * call.items
+            # Only concurrency caps' slots (items no index holds); a transaction costs double.
+            wru += 2 * item_kb * call.items
         elif call.operation in ("GetItem", "Query"):
             rru += max(1, math.ceil(item_kb / 4))
         elif call.operation == "BatchGetItem":

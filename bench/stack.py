@@ -57,15 +57,18 @@ def template_values() -> tuple[SqsEventSpec, dict[str, Any]]:
 
 
 def job_indexes(stack: Stack) -> list[dict[str, Any]]:
-    """The jobs table's GSIs: their key attributes and projection (for WRU arithmetic)."""
+    """The jobs table's GSIs, as the stack's parameters make them: their key attributes,
+    projection and projected attributes (for WRU arithmetic)."""
     props = stack.properties("JobsTable", "AWS::DynamoDB::Table")
+    indexes = stack.resolve_tree(props.get("GlobalSecondaryIndexes", []), "JobsTable.GSIs")
     return [
         {
             "name": gsi["IndexName"],
             "keys": [k["AttributeName"] for k in gsi["KeySchema"]],
             "projection": gsi.get("Projection", {}).get("ProjectionType", "ALL"),
+            "attributes": gsi.get("Projection", {}).get("NonKeyAttributes", []),
         }
-        for gsi in props.get("GlobalSecondaryIndexes", [])
+        for gsi in indexes
     ]
 
 

@@ -18,6 +18,7 @@ TASKQ_BENCH_CALLS_DIR in the function's environment.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -45,10 +46,12 @@ def noop_capped(payload: NoopPayload, ctx: JobContext) -> None:
 
 
 class CallRecorder:
-    """Appends `time source service operation status retries items returned ms` per call.
+    """Appends `time source service operation status retries items returned ms touched`
+    per call.
 
     `items` is what the request carried (batch entries, or 1), `returned` what a receive got
-    back (messages; -1 for other calls), `ms` how long the call took, retries included.
+    back (messages; -1 for other calls), `ms` how long the call took, retries included,
+    `touched` the attributes an UpdateItem sets or removes (which indexes it writes).
     Lines are written whole and unbuffered, so a reader may read a file while the process
     still writes it.
     """
@@ -69,6 +72,7 @@ class CallRecorder:
         self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
     ) -> None:
         context["bench_items"] = request_items(params)
+        context["bench_touched"] = updated_attributes(params)
         context["bench_model"] = model  # after-call-error is not given the model
         context["bench_t0"] = time.perf_counter()
 
@@ -87,13 +91,14 @@ class CallRecorder:
 
     def _write(self, model: Any, context: Any, status: int, retries: int, returned: int) -> None:
         service = model.service_model.service_name
-        items, t0 = 1, None
+        items, t0, touched = 1, None, ()
         if isinstance(context, dict):
             items, t0 = int(context.get("bench_items", 1)), context.get("bench_t0")
+            touched = context.get("bench_touched", ())
         ms = (time.perf_counter() - t0) * 1000 if t0 is not None else -1.0
         line = (
             f"{time.time():.6f} {self.source} {service} {model.name} {status} {retries} "
-            f"{items} {returned} {ms:.2f}\n"
+            f"{items} {returned} {ms:.2f} {','.join(touched) or '-'}\n"
         )
         with self._lock:
             if self._file is None:
@@ -111,6 +116,28 @@ def request_items(params: dict[str, Any]) -> int:
     if "TransactItems" in params:
         return len(params["TransactItems"])
     return 1
+
+
+_CLAUSE = re.compile(r"\b(SET|REMOVE|ADD|DELETE)\s", re.IGNORECASE)
+
+
+def updated_attributes(params: dict[str, Any]) -> tuple[str, ...]:
+    """The top-level attributes an UpdateItem's expression sets or removes, sorted."""
+    expression = params.get("UpdateExpression")
+    if not isinstance(expression, str):
+        return ()
+    names = params.get("ExpressionAttributeNames") or {}
+    found: set[str] = set()
+    for clause in _CLAUSE.split(expression)[2::2]:
+        depth, start = 0, 0
+        for i, char in enumerate(clause + ","):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if char == "," and depth == 0:
+                target = re.split(r"[=\s\[.]", clause[start:i].strip(), maxsplit=1)[0]
+                if target:
+                    found.add(str(names.get(target, target)))
+                start = i + 1
+    return tuple(sorted(found))
 
 
 def _install() -> None:

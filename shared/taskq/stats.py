@@ -1,11 +1,13 @@
 """Operator statistics: jobs by status, queue and DLQ depth, the age of the oldest DLQ
 message, and jobs submitted, completed and failed per minute (`taskq stats`, the dashboard).
 
-Counts come from COUNT Queries on the status index (never a Scan) and depths from SQS's
-approximate attributes, so a number may lag the truth by a few seconds. SQS reports the
-oldest message's age only to CloudWatch, so that one is read from the DLQ itself. The
-per-minute figures come from the status index too (each job's creation and last change):
-a job completed in a minute counts there while it stays completed.
+Counts come from the phase index (never a Scan): COUNT Queries for finished jobs, and the
+live jobs' items read by key, at most the store's LIVE_COUNT_MAX (past that the live counts
+are lower bounds, and `jobs_exact` says so). Depths come from SQS's approximate attributes,
+so a number may lag the truth by a few seconds. SQS reports the oldest message's age only
+to CloudWatch, so that one is read from the DLQ itself. The per-minute figures come from
+the phase index's keys too (each job's creation, and its finish): a job completed in a
+minute counts there while it stays completed.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import Any
 from taskq.dlq import DeadLetters
 from taskq.models import Priority, Status
 from taskq.store.reads import JobReader
-from taskq.text import parse_stored_time
 
 
 @dataclass(frozen=True)
 class Stats:
     jobs: dict[str, int]  # status -> unexpired jobs
+    jobs_exact: bool  # False: too many live jobs to read them all; their counts are at least
     queue: dict[str, int]  # visible, in_flight (being worked on), delayed (retries waiting)
     queues: dict[str, dict[str, int]]  # the same, per priority's queue ("queue": all of them)
     dlq: dict[str, int]
@@ -34,12 +36,13 @@ class Stats:
 
 
 def collect(dead: DeadLetters) -> Stats:
-    counts = {str(status): dead.store.count_by_status(status) for status in Status}
+    counts, exact = dead.store.count_jobs()
     age, exact = dead.oldest_age()
     queues = _per_queue(dead)
     total = {name: sum(q[name] for q in queues.values()) for name in next(iter(queues.values()))}
     return Stats(
-        jobs=counts,
+        jobs={str(status): count for status, count in counts.items()},
+        jobs_exact=exact,
         queue=total,
         queues=queues,
         dlq=dead.queue.depth(dead=True),
@@ -78,23 +81,20 @@ class Throughput:
 def throughput(
     store: JobReader, minutes: int = 60, now: float | None = None, max_pages: int = 10
 ) -> Throughput:
-    """Submitted (created), completed and failed (last changed into that status) per
-    minute: one filtered Query per status on the status index, never a Scan."""
+    """Submitted (created), completed and failed (finished so) per minute: one Query
+    per phase on the phase index, reading its keys only, never a Scan."""
     now = time.time() if now is None else now
     start = (now // 60 - minutes + 1) * 60
     series = {name: [0] * minutes for name in ("submitted", "completed", "failed")}
-    complete = True
 
-    def add(name: str, stamp: str) -> None:
-        slot = int((parse_stored_time(stamp).timestamp() - start) // 60)
-        if 0 <= slot < minutes:
-            series[name][slot] += 1
+    def add(name: str, stamps: list[float]) -> None:
+        for stamp in stamps:
+            slot = int((stamp - start) // 60)
+            if 0 <= slot < minutes:
+                series[name][slot] += 1
 
-    for status in Status:
-        times, whole = store.touched_since(status, start, max_pages)
-        complete = complete and whole
-        for created, updated in times:
-            add("submitted", created)
-            if status in (Status.COMPLETED, Status.FAILED):
-                add(str(status), updated)
+    found, complete = store.activity(start, max_pages)
+    add("submitted", found.created)
+    for status in (Status.COMPLETED, Status.FAILED):
+        add(str(status), found.finished.get(status, []))
     return Throughput(start=start, complete=complete, **series)

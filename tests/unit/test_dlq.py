@@ -671,12 +671,14 @@ def test_purge_can_remove_orphans_and_dry_run_removes_nothing(
 # --- store reads the CLI relies on -----------------------------------------------------------
 
 
-def test_count_by_status_and_find_many(store: JobStore, queue: JobQueue) -> None:
+def test_count_jobs_and_find_many(store: JobStore, queue: JobQueue) -> None:
     ids = [new_job(store) for _ in range(3)]
     failed(store, queue)
-    assert store.count_by_status(Status.PENDING) == 3
-    assert store.count_by_status(Status.FAILED) == 1
-    assert store.count_by_status(Status.COMPLETED) == 0
+    counts, exact = store.count_jobs()
+    assert exact and counts[Status.PENDING] == 3 and counts[Status.FAILED] == 1
+    assert counts[Status.COMPLETED] == 0 and counts[Status.RUNNING] == 0
+    at_most_two, exact = store.count_jobs(max_live=2)
+    assert not exact and at_most_two[Status.PENDING] == 2  # a lower bound, and said so
     found = store.find_many([*ids, "f" * 32, ids[0]])
     assert set(found) == set(ids)
     assert store.find_many([]) == {}

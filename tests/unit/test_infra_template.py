@@ -112,12 +112,25 @@ def tables(stack: Stack) -> dict[str, dict[str, Any]]:
 def test_jobs_table(stack: Stack) -> None:
     jobs = tables(stack)[f"taskq-{STAGE}-jobs"]
     assert {i["IndexName"] for i in jobs["GlobalSecondaryIndexes"]} == {
-        "by_status",
+        "by_phase",
         "by_task",
         "by_wake",
     }
+    # Every key attribute defined, and nothing else (DynamoDB refuses unused definitions).
+    keys = {k["AttributeName"] for i in jobs["GlobalSecondaryIndexes"] for k in i["KeySchema"]}
+    assert {d["AttributeName"] for d in jobs["AttributeDefinitions"]} == keys | {"id"}
     assert jobs["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert jobs["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_an_upgrade_keeps_the_status_index_for_one_deploy() -> None:
+    """KeepStatusIndex=true: the table an older stack has, plus the phase index (one index
+    added, as a DynamoDB table update allows)."""
+    upgrade = Stack.from_file(TEMPLATE, parameters={"Stage": STAGE, "KeepStatusIndex": "true"})
+    jobs = tables(upgrade)[f"taskq-{STAGE}-jobs"]
+    indexes = {i["IndexName"] for i in jobs["GlobalSecondaryIndexes"]}
+    assert indexes == {"by_phase", "by_status", "by_task", "by_wake"}
+    assert {"AttributeName": "status", "AttributeType": "S"} in jobs["AttributeDefinitions"]
 
 
 def test_queues_and_redrive(stack: Stack) -> None:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from taskq.auth import ApiKey
 from taskq.dlq import Action, DeadEntry, Outcome, Report
-from taskq.models import Job, JobOut, LogLine, Priority, Status
+from taskq.models import TERMINAL, Job, JobOut, LogLine, Priority, Status
 from taskq.models import Progress as JobProgress
 from taskq.scheduling.periodic import ScheduleView
 from taskq.stats import Stats
@@ -189,13 +189,14 @@ def jobs_table(jobs: Iterable[Job]) -> Table:
 
 
 def stats_table(figures: Stats) -> Table:
-    """The figures `stats --json` gives, one per row; a "+" marks an age seen only in part
-    (the DLQ was too large to read whole)."""
+    """The figures `stats --json` gives, one per row; a "+" marks a figure seen only in
+    part (too many live jobs to count them all, or a DLQ too large to read whole)."""
     table = Table(box=None, pad_edge=False, show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     for name, count in figures.jobs.items():
-        table.add_row(f"jobs {name}", str(count))
+        at_least = "" if figures.jobs_exact or Status(name) in TERMINAL else "+"
+        table.add_row(f"jobs {name}", f"{count}{at_least}")
     for name, depth in figures.queues.items():
         label = "queue" if len(figures.queues) == 1 else f"queue {name}"
         table.add_row(f"{label} visible", str(depth["visible"]))

@@ -41,10 +41,15 @@ BATCH_GET_MAX = 100  # BatchGetItem takes at most 100 keys
 
 
 def batch_get(
-    send: Callable[[str, dict[str, Any]], Any], table: str, keys: list[dict[str, Any]]
+    send: Callable[[str, dict[str, Any]], Any],
+    table: str,
+    keys: list[dict[str, Any]],
+    *,
+    consistent: bool = True,
 ) -> list[dict[str, Any]]:
-    """The items of `table` at `keys` (consistent reads), 100 keys a BatchGetItem, each
-    call's unprocessed keys asked again; missing items are simply absent."""
+    """The items of `table` at `keys`, 100 keys a BatchGetItem, each call's unprocessed
+    keys asked again; missing items are simply absent. Consistent reads unless asked
+    otherwise (half the read units, for figures a second old may be)."""
     items: list[dict[str, Any]] = []
 
     def collect(response: Any) -> None:
@@ -53,7 +58,7 @@ def batch_get(
     for start in range(0, len(keys), BATCH_GET_MAX):
         until_processed(
             lambda request: send("batch_get_item", {"RequestItems": request}),
-            {table: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}},
+            {table: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": consistent}},
             lambda response: response.get("UnprocessedKeys") or {},
             on_response=collect,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,15 @@ CURSOR_MAX_CHARS = 1024
 # with one Query over just the jobs due by then.
 WAKE_BY_CLOCK = "clock"
 WAKE_BY_MESSAGE = "sqs"
+# The phase index (by_phase) is what listings, the sweeper and the counts read. Its key is
+# the job's phase, which changes at most once on the happy path (live -> its outcome), so
+# the claim and every progress report leave the index alone: "live" holds the unfinished
+# jobs SQS brings (pending, running, retrying, and scheduled within SQS's 15-minute delay),
+# "waiting" the jobs the clock wakes (scheduled further ahead: months of them must not be
+# read by every sweep), and a finished job's phase is its outcome (completed, failed,
+# cancelled), with finished_at beside it in the index for the per-minute chart.
+PHASE_LIVE = "live"
+PHASE_WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,12 @@ def new_item(new: NewJob, now: float) -> Item:
         "created_at": {"S": stored_time(now)},
         "updated_at": {"S": stored_time(now)},
         "tenant": {"S": new.tenant},
-        # The indexes' sort key: a tenant's jobs form one key range, in time order.
+        # The listing indexes' sort key: a tenant's jobs form one key range, in time order.
         "tenant_created": {"S": f"{new.tenant}#{stored_time(now)}"},
         "events": {"L": [event(status, now)]},
+    }
+    item["phase"] = {
+        "S": PHASE_WAITING if status == Status.SCHEDULED and new.wakes_by_clock else PHASE_LIVE
     }
     if new.run_at is not None:
         item["run_at"] = {"N": repr(new.run_at)}
@@ -204,8 +216,18 @@ def encode_cursor(index: str, last_key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, index: str, key_attr: str, tenant: str | None = None) -> Item:
-    """Accept only a cursor this store could have made for this very query."""
+def decode_cursor(
+    cursor: str,
+    index: str,
+    key_attr: str,
+    tenant: str | None = None,
+    partitions: Collection[str] | None = None,
+) -> Item:
+    """Accept only a cursor this store could have made for this very query.
+
+    A listing that reads several partitions of an index in turn (`partitions`) also makes
+    cursors that hold only the partition to start next, from its newest entry.
+    """
     invalid = InvalidRequest("invalid cursor: pass back next_cursor unchanged", field="cursor")
     if len(cursor) > CURSOR_MAX_CHARS:
         raise invalid
@@ -213,14 +235,19 @@ def decode_cursor(cursor: str, index: str, key_attr: str, tenant: str | None = N
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid from None
-    expected = {"id", "tenant_created", key_attr}
     keys = data.get("k") if isinstance(data, dict) else None
     if (
         not isinstance(keys, dict)
         or data.get("i") != index
-        or set(keys) != expected
+        or set(keys) not in ({"id", "tenant_created", key_attr}, {key_attr})
+        or (set(keys) == {key_attr} and partitions is None)
         or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in keys.values())
-        or (tenant is not None and not keys["tenant_created"].startswith(f"{tenant}#"))
+        or (partitions is not None and keys[key_attr] not in partitions)
+        or (
+            tenant is not None
+            and "tenant_created" in keys
+            and not keys["tenant_created"].startswith(f"{tenant}#")
+        )
     ):
         raise invalid
     return {name: {"S": value} for name, value in keys.items()}

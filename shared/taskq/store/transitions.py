@@ -36,6 +36,13 @@ redrive         failed                        keeping the count: attempt =     p
 record_event    any                           the item has a history           one event
 heartbeat       running (no status change)    attempt = the claimed attempt    progress, lease
 mark_requeued   the status the sweeper read   updated_at = the version read    updated_at, event
+backfill_phase  the status read (an upgrade)  no phase yet                     phase
+
+Every finish (complete, fail, fail_abandoned, cancel) also sets the job's phase to its
+outcome and its finished_at; promote and redrive set it back to "live". Nothing else
+touches the phase, the key of the index listings read (codec's PHASE_LIVE): so the claim,
+a retry and every heartbeat leave that index alone, and a job's happy path writes it twice
+(the create puts it, the finish moves it).
 
 A failed job has exactly one live DLQ message: the write that fails it takes a hand-off
 token, its DLQ message carries that token, and `mark_dead_lettered` records the send; a
@@ -59,6 +66,7 @@ from taskq.backoff import expires_at, is_expired
 from taskq.errors import InvalidTransition, JobNotFound
 from taskq.models import Job, Status
 from taskq.store.codec import (
+    PHASE_LIVE,
     WAKE_BY_CLOCK,
     WAKE_BY_MESSAGE,
     Item,
@@ -75,6 +83,15 @@ from taskq.text import STORED_TIME_FORMAT, stored_time
 # How long a DLQ hand-off is held when its sender's invocation deadline is unknown (no
 # Lambda context, or a direct call): a send takes seconds, botocore's retries included.
 HANDOFF_HOLD_S = 120.0
+
+# A finish moves the job in the phase index from "live" to its outcome (":to", the status
+# it takes), with the time it finished beside it there.
+_FINISHED = "phase = :to, finished_at = :finished_at"
+
+
+def _finished(now: float) -> Item:
+    return {":finished_at": {"N": repr(now)}}
+
 
 # status, error and result are DynamoDB reserved words; DynamoDB refuses unused names.
 _RESERVED = (("#s", "status"), ("#e", "error"), ("#r", "result"), ("#t", "task"))
@@ -193,9 +210,9 @@ class Transitions:
             "complete",
             Status.COMPLETED,
             now,
-            extra_set="#r = :result, expires_at = :ttl",
+            extra_set="#r = :result, expires_at = :ttl, " + _FINISHED,
             extra_remove=", #e",
-            values={":result": {"S": result_json}, ":ttl": self._ttl(now)},
+            values={":result": {"S": result_json}, ":ttl": self._ttl(now), **_finished(now)},
         )
 
     def retry(self, job_id: str, attempt: int, error: str, delay_s: int, now: float) -> Write:
@@ -222,8 +239,9 @@ class Transitions:
             Status.FAILED,
             now,
             extra_set="#e = :err, expires_at = :ttl, handoff = :handoff, "
-            "handoff_until = :handoff_until",
+            "handoff_until = :handoff_until, " + _FINISHED,
             values={
+                **_finished(now),
                 ":err": {"S": clip(error)},
                 ":ttl": self._ttl(now),
                 ":handoff": {"S": uuid.uuid4().hex},
@@ -241,14 +259,15 @@ class Transitions:
             job_id,
             "fail",
             update="SET #s = :failed, #e = :err, expires_at = :ttl, updated_at = :iso, "
-            "handoff = :handoff, handoff_until = :handoff_until, "
-            "events = list_append(events, :ev) "
+            "handoff = :handoff, handoff_until = :handoff_until, phase = :failed, "
+            "finished_at = :finished_at, events = list_append(events, :ev) "
             "REMOVE lease_until",
             # Only the attempt we saw abandoned: a newer claim owns the job otherwise.
             condition="#s = :running AND attempt = :attempt AND attempt >= max_attempts "
             "AND lease_until < :now",
             values={
                 ":failed": {"S": Status.FAILED},
+                ":finished_at": {"N": repr(now)},
                 ":running": {"S": Status.RUNNING},
                 ":attempt": {"N": str(attempt)},
                 ":now": {"N": repr(now)},
@@ -270,12 +289,14 @@ class Transitions:
             "cancel",
             tenant=tenant,
             update="SET #s = :cancelled, expires_at = :ttl, updated_at = :iso, "
+            "phase = :cancelled, finished_at = :finished_at, "
             "events = list_append(events, :ev) REMOVE run_after, wake, wake_at",
             # A worker may claim the job at this instant: only one of the two wins. A
             # cancelled scheduled job's wake-up, when it comes, finds it cancelled.
             condition="#s IN (:pending, :retrying, :scheduled)",
             values={
                 ":cancelled": {"S": Status.CANCELLED},
+                ":finished_at": {"N": repr(now)},
                 ":pending": {"S": Status.PENDING},
                 ":retrying": {"S": Status.RETRYING},
                 ":scheduled": {"S": Status.SCHEDULED},
@@ -290,7 +311,8 @@ class Transitions:
         return self._write(
             job_id,
             "promote",
-            update="SET wake = :message",
+            # Into the live phase: the sweeper now watches it, as it does every job SQS brings.
+            update="SET wake = :message, phase = :live",
             # Two clocks reading the index at once: only one sends the message. A job
             # cancelled or claimed meanwhile has left the index and is left alone.
             condition="#s = :scheduled AND wake = :clock",
@@ -298,6 +320,7 @@ class Transitions:
                 ":scheduled": {"S": Status.SCHEDULED},
                 ":clock": {"S": WAKE_BY_CLOCK},
                 ":message": {"S": WAKE_BY_MESSAGE},
+                ":live": {"S": PHASE_LIVE},
             },
         )
 
@@ -309,6 +332,7 @@ class Transitions:
         values: Item = {
             ":pending": {"S": Status.PENDING},
             ":failed": {"S": Status.FAILED},
+            ":live": {"S": PHASE_LIVE},
             ":iso": {"S": stored_time(now)},
             ":ev": {"L": [event("redriven", now, detail=actor, reset=seen is None)]},
         }
@@ -327,9 +351,9 @@ class Transitions:
             job_id,
             "redrive",
             tenant=tenant,
-            update="SET #s = :pending, updated_at = :iso, events = list_append(events, :ev)"
-            f"{budget} REMOVE expires_at, lease_until, run_after, handoff, handoff_until, "
-            "dead_lettered",
+            update="SET #s = :pending, phase = :live, updated_at = :iso, "
+            f"events = list_append(events, :ev){budget} REMOVE expires_at, lease_until, "
+            "run_after, handoff, handoff_until, dead_lettered, finished_at",
             condition=condition,
             values=values,
         )
@@ -428,6 +452,25 @@ class Transitions:
                 ":iso": {"S": stored_time(now)},
                 ":ev": {"L": [event("requeued", now, detail=reason)]},
             },
+        )
+
+    def backfill_phase(
+        self, job_id: str, status: Status, phase: str, finished_at: float | None
+    ) -> Write:
+        """Upgrading a table made before the phase index: the job's phase, as its status
+        read a moment ago implies (taskq.store.upgrade)."""
+        values: Item = {":seen": {"S": status}, ":phase": {"S": phase}}
+        update = "SET phase = :phase"
+        if finished_at is not None:
+            update += ", finished_at = :finished_at"
+            values[":finished_at"] = {"N": repr(finished_at)}
+        return self._write(
+            job_id,
+            "backfill_phase",
+            update=update,
+            # A job that moved on meanwhile, or that newer code gave its phase, is left alone.
+            condition="#s = :seen AND attribute_not_exists(phase)",
+            values=values,
         )
 
     # --- shared shapes ---------------------------------------------------------------
