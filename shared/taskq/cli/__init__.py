@@ -11,7 +11,7 @@ from the small scheme in EXIT_CODES, never a traceback.
 
 This package: the app and its entry point (here), what an invocation works with
 (`context`), shared options and parsers (`options`), output (`render`), and one module
-per command group (`jobs`, `dlq`, `keys`, `schedules`, `dashboard`).
+per command group (`jobs`, `dlq`, `keys`, `schedules`, `dashboard`, `upgrade`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from taskq.cli import dashboard, dlq, jobs, keys, schedules
+from taskq.cli import dashboard, dlq, jobs, keys, schedules, upgrade
 from taskq.cli.context import CommandFailed, OperatorContext, default_actor
 from taskq.config import Env
 from taskq.errors import (
@@ -69,6 +69,7 @@ app.add_typer(dlq.app, name="dlq", epilog=EXIT_CODES)
 app.add_typer(keys.app, name="keys", epilog=EXIT_CODES)
 app.add_typer(schedules.app, name="schedules", epilog=EXIT_CODES)
 app.add_typer(dashboard.commands)  # `taskq dashboard`: a top-level command
+app.add_typer(upgrade.app, name="upgrade", epilog=EXIT_CODES)
 
 
 @app.callback()
