@@ -388,3 +388,25 @@ def test_tenants_see_only_their_own_jobs(store: JobStore, clock: FakeClock) -> N
     with pytest.raises(JobNotFound):
         store.redrive(theirs, tenant="acme")
     assert store.cancel(mine, tenant="acme").status == Status.CANCELLED
+
+
+def test_a_retried_put_knows_its_own_job_even_after_the_sweeper_touched_it(
+    store: JobStore, clock: FakeClock
+) -> None:
+    """botocore's retries of a put whose response was lost can outlast the sweeper's
+    window: the job this put created has been re-sent (a new write_id) when the retry
+    meets it. Still ours: a submit without a key must not answer "collided" (the 10,000-job
+    fault run, seed 383620, found it)."""
+    new = NewJob(job_id="9" * 32, task="echo", payload_json="{}", max_attempts=3)
+    put = store.transitions.create(new, clock())
+    store.db.put_item(**put.request)  # applied; its response "lost"
+    clock.advance(301)
+    [stale] = store.stalled(before=clock() - 300)
+    store.mark_requeued(stale, "pending and never claimed")  # a new write_id
+    assert store.get(new.job_id).events[-1].kind == "requeued"
+    current = store.db.get_item(TableName=store.table, Key={"id": {"S": new.job_id}})["Item"]
+    job, created = put.refused(current)
+    assert created and job.id == new.job_id
+    # Another put for the same id (another request) is not ours.
+    other = store.transitions.create(new, clock())
+    assert other.refused(current)[1] is False

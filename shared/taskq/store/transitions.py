@@ -138,8 +138,22 @@ class Create:
 
     def refused(self, current: Item) -> tuple[Job, bool]:
         """An unexpired job with this id exists: returned untouched; created only if it is
-        our own put, applied but its response lost and met by botocore's retry."""
-        return to_job(current), current.get("write_id", {}).get("S") == self.write_id
+        our own put, applied but its response lost and met by botocore's retry.
+
+        Our own put either as it wrote the item (its write_id), or since changed by a later
+        transition, which takes a write_id of its own: botocore's retries can take longer
+        than the sweeper's window, so a job this put created may be re-sent, or even run,
+        before the retry meets it. A job without an idempotency key has a random id (122
+        bits): the job there, created at this put's instant, is this put's. With a key, the
+        caller sees a replay of the same request (the job, unchanged), as a retried client
+        would.
+        """
+        mine = self.request["Item"]
+        ours = current.get("write_id", {}).get("S") == self.write_id or (
+            "idempotency_key" not in mine
+            and all(current.get(name) == mine.get(name) for name in ("created_at", "request_hash"))
+        )
+        return to_job(current), ours
 
 
 class Transitions:
