@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from infra.conditions import Conditions
+
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 FUNCTION = "AWS::Serverless::Function"
@@ -393,7 +395,10 @@ class Stack:
         list entry or the property out, as CloudFormation does."""
         if isinstance(value, dict):
             if set(value) == {"Fn::If"}:
-                return self.resolve_tree(self._if(value["Fn::If"], where), where)
+                conditions = Conditions(
+                    self.template.get("Conditions") or {}, self.resolve, TemplateError
+                )
+                return self.resolve_tree(conditions.choose(value["Fn::If"], where), where)
             if value == _NO_VALUE:
                 return _NO_VALUE
             if len(value) == 1 and (
@@ -406,33 +411,6 @@ class Stack:
             resolved_list = [self.resolve_tree(v, f"{where}[{i}]") for i, v in enumerate(value)]
             return [v for v in resolved_list if v != _NO_VALUE]
         return value
-
-    def condition(self, name: str, where: str) -> bool:
-        """A condition of the template's Conditions section, on the bound parameters."""
-        conditions = self.template.get("Conditions") or {}
-        if name not in conditions:
-            raise TemplateError(f"{where}: unknown condition {name!r}")
-        return self._truth(conditions[name], f"Conditions.{name}")
-
-    def _truth(self, value: Any, where: str) -> bool:
-        if isinstance(value, dict) and len(value) == 1:
-            ((fn, arg),) = value.items()
-            if fn == "Condition" and isinstance(arg, str):
-                return self.condition(arg, where)
-            if fn == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
-                return self.resolve(arg[0], where) == self.resolve(arg[1], where)
-            if fn == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
-                return not self._truth(arg[0], where)
-            if fn in ("Fn::And", "Fn::Or") and isinstance(arg, list):
-                truths = [self._truth(a, where) for a in arg]
-                return all(truths) if fn == "Fn::And" else any(truths)
-        raise TemplateError(f"{where}: unsupported condition {value!r}")
-
-    def _if(self, arg: Any, where: str) -> Any:
-        if not (isinstance(arg, list) and len(arg) == 3 and isinstance(arg[0], str)):
-            raise TemplateError(f"{where}: malformed !If {arg!r}")
-        name, when_true, when_false = arg
-        return when_true if self.condition(name, where) else when_false
 
     def _ref(self, name: str, where: str) -> str:
         if name in self.parameters:
