@@ -54,9 +54,14 @@ FINISHED_PHASES = tuple(str(status) for status in TERMINAL)
 PHASES = (PHASE_LIVE, PHASE_WAITING, *FINISHED_PHASES)
 
 
+def sort_key(entry: Item) -> tuple[str, float]:
+    """The tenant and creation time an index entry's sort key ("tenant#created_at") holds."""
+    tenant, created = entry["tenant_created"]["S"].rsplit("#", 1)
+    return tenant, parse_stored_time(created).timestamp()
+
+
 def created_at(entry: Item) -> float:
-    """The creation time an index entry's sort key ("tenant#created_at") holds."""
-    return parse_stored_time(entry["tenant_created"]["S"].rsplit("#", 1)[1]).timestamp()
+    return sort_key(entry)[1]
 
 
 def is_stalled(job: Job, before: float) -> bool:
@@ -239,7 +244,7 @@ class JobReader:
             jobs += self._kept({"Items": old}, lambda job: is_stalled(job, before))
             if len(old) < len(entries):
                 # Past the tenant's old jobs: on from the next tenant's range ('#' < '$').
-                tenant = entries[len(old)]["tenant_created"]["S"].rsplit("#", 1)[0]
+                tenant, _ = sort_key(entries[len(old)])
                 args = self._keys_query("by_phase", "phase", PHASE_LIVE)
                 args["KeyConditionExpression"] += " AND tenant_created >= :next"
                 args["ExpressionAttributeValues"][":next"] = {"S": f"{tenant}$"}
