@@ -266,7 +266,7 @@ class JobReader:
         )
         args["FilterExpression"] = "updated_at < :before_iso"
         jobs: list[Job] = []
-        for page in self._pages(args):
+        for page in self.query_pages(args):
             jobs.extend(to_job(item) for item in page.get("Items", []))
             if len(jobs) >= limit:
                 break
@@ -319,7 +319,7 @@ class JobReader:
         args["FilterExpression"] = "attribute_not_exists(expires_at) OR expires_at > :now"
         args["ExpressionAttributeValues"][":now"] = {"N": str(int(self.clock()))}
         args["Select"] = "COUNT"
-        return sum(int(page.get("Count", 0)) for page in self._pages(args))
+        return sum(int(page.get("Count", 0)) for page in self.query_pages(args))
 
     def activity(self, since: float, max_pages: int = 10) -> tuple[Activity, bool]:
         """When the jobs created since `since` were created, and when those that finished
@@ -337,7 +337,7 @@ class JobReader:
                 # A job created since then finished since then too.
                 args["FilterExpression"] = "#f >= :since"
                 args["ExpressionAttributeValues"][":since"] = {"N": repr(since)}
-            for number_read, page in enumerate(self._pages(args), start=1):
+            for number_read, page in enumerate(self.query_pages(args), start=1):
                 found.add(phase, page.get("Items", []), since)
                 if number_read >= max_pages and "LastEvaluatedKey" in page:
                     whole = False
@@ -357,7 +357,7 @@ class JobReader:
         jobs = (visible(item, now) for item in items)
         return {job.id: job for job in jobs if job is not None}
 
-    def _pages(self, args: dict[str, Any]) -> Iterable[Any]:
+    def query_pages(self, args: dict[str, Any]) -> Iterable[Any]:
         """Every page of a Query, following LastEvaluatedKey."""
         while True:
             page = self._send("query", args)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from taskq.aws import call
 from taskq.errors import BackendError, ConfigError, InvalidTransition, JobNotFound
 from taskq.models import TERMINAL, Status
 from taskq.store.codec import PHASE_LIVE, PHASE_WAITING, WAKE_BY_CLOCK, Item
@@ -67,18 +66,14 @@ def _without_phase(store: JobStore, status: Status) -> Iterator[Item]:
         "ExpressionAttributeNames": {"#s": "status"},
         "ExpressionAttributeValues": {":s": {"S": str(status)}},
     }
-    while True:
-        try:
-            page = call(store.db, "DynamoDB", "query", args)
-        except BackendError as failed:
-            # DynamoDB answers ValidationException for a missing index; moto, not found.
-            if not any(code in str(failed) for code in _NO_INDEX):
-                raise
-            raise ConfigError(
-                f"the jobs table has no {LEGACY_INDEX} index: deploy once with "
-                "KeepStatusIndex=true first, or the upgrade is done already"
-            ) from None
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        args = {**args, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+    try:
+        for page in store.query_pages(args):
+            yield from page.get("Items", [])
+    except BackendError as failed:
+        # DynamoDB answers ValidationException for a missing index; moto, not found.
+        if not any(code in str(failed) for code in _NO_INDEX):
+            raise
+        raise ConfigError(
+            f"the jobs table has no {LEGACY_INDEX} index: deploy once with "
+            "KeepStatusIndex=true first, or the upgrade is done already"
+        ) from None
