@@ -27,11 +27,17 @@ class FakeClock:
 
     def __init__(self, now: float = 1_800_000_000.0) -> None:
         self.now = now
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """A sleep that only moves the clock, and records how long it was asked for."""
+        self.slept.append(seconds)
         self.now += seconds
 
 

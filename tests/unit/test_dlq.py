@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,12 +23,12 @@ from taskq.dlq import (
     DeadLetters,
     Kind,
     Selector,
-    TokenBucket,
 )
 from taskq.errors import BackendError
-from taskq.models import Event, Job, QueueMessage, Status
+from taskq.models import Job, QueueMessage, Status
 from taskq.queue import JobQueue
 from taskq.store import JobStore, NewJob
+from tests.unit.conftest import FakeClock
 
 ACTOR = "tester@host"
 
@@ -95,136 +94,6 @@ def dlq_job_ids(queue: JobQueue, dead: DeadLetters) -> list[str]:
     depth = queue.depth(dead=True)
     assert depth["in_flight"] == 0, "a DLQ message was left hidden"
     return sorted((e.job_id or "") for e in dead.list_messages().entries)
-
-
-def entry(job: Job | None = None, **kwargs: Any) -> DeadEntry:
-    fields: dict[str, Any] = {
-        "message_id": "m-1",
-        "receipt_handle": "r",
-        "body": "{}",
-        "attributes": {},
-        "sent_at": 1_000.0,
-        "job_id": job.id if job else None,
-        "task": job.task if job else None,
-        "job": job,
-    }
-    return DeadEntry(**(fields | kwargs))
-
-
-def job(status: Status = Status.FAILED, error: str | None = "Boom", **kwargs: Any) -> Job:
-    at = datetime.fromtimestamp(900, UTC)
-    fields: dict[str, Any] = {
-        "id": "a" * 32,
-        "task": "echo",
-        "payload": {},
-        "status": status,
-        "attempt": 3,
-        "max_attempts": 3,
-        "created_at": at,
-        "updated_at": at,
-        "error": error,
-        "events": (Event(kind="failed", attempt=3, at=at, error=error),),
-    }
-    return Job(**(fields | kwargs))
-
-
-# --- selection (pure) ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("selector", "expected"),
-    [
-        (Selector(), True),
-        (Selector(ids=frozenset({"a" * 32})), True),
-        (Selector(ids=frozenset({"m-1"})), True),
-        (Selector(ids=frozenset({"b" * 32})), False),
-        (Selector(task="echo"), True),
-        (Selector(task="fail"), False),
-        (Selector(error_match=re.compile("^Bo+m")), True),
-        (Selector(error_match=re.compile("planned")), False),
-        (Selector(error_match=re.compile("attempts exhausted")), True),  # the reason counts too
-        (Selector(older_than_s=100), True),  # failed at 900, now is 1000
-        (Selector(older_than_s=101), False),
-        (Selector(newer_than_s=100), True),
-        (Selector(newer_than_s=99), False),
-        (Selector(task="echo", older_than_s=50, newer_than_s=200), True),
-        (Selector(task="echo", error_match=re.compile("nope")), False),
-    ],
-)
-def test_selector_matches_every_given_criterion(selector: Selector, expected: bool) -> None:
-    e = entry(job(), attributes={"taskq-reason": "x (attempts exhausted)"})
-    assert selector.matches(e, now=1_000.0) is expected
-
-
-def test_selector_needs_a_criterion_or_all() -> None:
-    assert not Selector().has_criteria
-    assert not Selector(everything=True).has_criteria
-    assert Selector(task="echo").has_criteria
-    assert Selector(older_than_s=0).has_criteria
-
-
-def test_an_entry_without_a_job_uses_the_message() -> None:
-    orphan = entry(
-        None,
-        job_id="c" * 32,
-        task="fail",
-        attributes={"taskq-reason": "gone", "taskq-attempts": "2"},
-        orphan_reason="job not found",
-    )
-    assert orphan.kind is Kind.ORPHAN
-    assert (orphan.error, orphan.attempts, orphan.failed_at) == ("gone", 2, 1_000.0)
-    assert orphan.to_dict()["orphan"] is True
-    assert entry(job()).failed_at == 900.0  # the job's own failure time wins
-    assert entry(job(Status.COMPLETED)).kind is Kind.STALE
-    assert entry(job(Status.CANCELLED)).kind is Kind.STALE
-    assert entry(job(Status.RETRYING)).kind is Kind.LIVE
-
-
-# --- the token bucket ------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def test_token_bucket_sleeps_only_when_empty() -> None:
-    clock = Clock()
-    bucket = TokenBucket(2.0, clock=clock, sleep=clock.sleep)
-    for _ in range(5):
-        bucket.acquire()
-    assert clock.slept == [0.5, 0.5, 0.5, 0.5]  # the first is free, then 2 a second
-
-
-def test_token_bucket_is_bounded_after_a_pause() -> None:
-    clock = Clock()
-    bucket = TokenBucket(1.0, burst=2, clock=clock, sleep=clock.sleep)
-    clock.now += 3_600  # an hour idle banks at most `burst` tokens
-    for _ in range(4):
-        bucket.acquire()
-    assert clock.slept == [1.0, 1.0]
-
-
-def test_token_bucket_does_not_sleep_when_calls_are_slow_anyway() -> None:
-    clock = Clock()
-    bucket = TokenBucket(10.0, clock=clock, sleep=clock.sleep)
-    for _ in range(3):
-        bucket.acquire()
-        clock.now += 0.5  # each send takes longer than the rate asks
-    assert clock.slept == []
-
-
-def test_token_bucket_refuses_nonsense() -> None:
-    with pytest.raises(ValueError, match="rate"):
-        TokenBucket(0)
 
 
 # --- listing -----------------------------------------------------------------------------
@@ -468,7 +337,7 @@ def test_a_long_run_extends_its_hold_on_the_messages(
 ) -> None:
     for _ in range(3):
         failed(store, queue)
-    clock = Clock()
+    clock = FakeClock()
     clock.now = time.time()
     dead = DeadLetters(store, queue, clock=clock, visibility_s=60)
     held: list[int] = []
@@ -494,7 +363,7 @@ def test_a_message_whose_hold_lapsed_is_left_alone(
     store: JobStore, queue: JobQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [failed(store, queue) for _ in range(2)]
-    clock = Clock()
+    clock = FakeClock()
     clock.now = time.time()
     dead = DeadLetters(store, queue, clock=clock)
     scan = dead.scan

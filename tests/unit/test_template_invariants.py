@@ -42,14 +42,34 @@ OUTPUTS = {
 }  # fmt: skip
 
 
+def _context(doc: dict[str, Any]) -> tuple[Stack, dict[str, Any], dict[str, Any], list[str]]:
+    """The template's stack, resources, Globals.Function, and its function logical ids."""
+    stack = Stack(doc, root=ROOT)
+    glob = (doc.get("Globals") or {}).get("Function") or {}
+    return stack, doc["Resources"], glob, stack.logical_ids(FUNCTION)
+
+
 def problems(doc: dict[str, Any]) -> list[str]:
     """Everything wrong with a template, as one line each (empty: all good)."""
-    stack = Stack(doc, root=ROOT)
-    out: list[str] = []
-    resources = doc["Resources"]
-    glob = (doc.get("Globals") or {}).get("Function") or {}
-    functions = stack.logical_ids(FUNCTION)
+    out = [
+        *_function_problems(doc),
+        *_layer_problems(doc),
+        *_table_problems(doc),
+        *_global_problems(doc),
+        *_alarm_problems(doc),
+    ]
+    for name in sorted(PARAMETERS - set(doc.get("Parameters") or {})):
+        out.append(f"Parameters: {name} is missing")
+    for name in sorted(OUTPUTS - set(doc.get("Outputs") or {})):
+        out.append(f"Outputs: {name} is missing")
+    return out
 
+
+def _function_problems(doc: dict[str, Any]) -> list[str]:
+    """Each function's runtime, and its SQS events: partial batch responses, and the
+    queue's visibility, receive count and dead-letter queue."""
+    stack, resources, glob, functions = _context(doc)
+    out: list[str] = []
     for lid in functions:
         props = {**glob, **resources[lid]["Properties"]}
         runtime = props.get("Runtime")
@@ -89,7 +109,13 @@ def problems(doc: dict[str, Any]) -> list[str]:
             retention = int(resources[dlq]["Properties"].get("MessageRetentionPeriod", 0))
             if dlq is None or retention != FOURTEEN_DAYS_S:
                 out.append(f"{queue}: needs a dead-letter queue keeping messages 14 days")
+    return out
 
+
+def _layer_problems(doc: dict[str, Any]) -> list[str]:
+    """Each layer built for the functions' runtime and architecture."""
+    stack, resources, glob, functions = _context(doc)
+    out: list[str] = []
     for lid in stack.logical_ids(LAYER):
         props, meta = resources[lid]["Properties"], resources[lid].get("Metadata") or {}
         runtimes = {str(glob.get("Runtime"))} | {
@@ -105,7 +131,14 @@ def problems(doc: dict[str, Any]) -> list[str]:
         arch = glob.get("Architectures")
         if [meta.get("BuildArchitecture")] != arch or props.get("CompatibleArchitectures") != arch:
             out.append(f"{lid}: BuildArchitecture/CompatibleArchitectures must be {arch}")
+    return out
 
+
+def _table_problems(doc: dict[str, Any]) -> list[str]:
+    """Tables on demand with PITR and SSE; the jobs table's TTL, and every index the store
+    queries."""
+    stack, resources, _, _ = _context(doc)
+    out: list[str] = []
     for lid in stack.logical_ids(TABLE):
         props = resources[lid]["Properties"]
         if props.get("BillingMode") != "PAY_PER_REQUEST":
@@ -123,7 +156,13 @@ def problems(doc: dict[str, Any]) -> list[str]:
     store = "".join(p.read_text() for p in (ROOT / "shared" / "taskq" / "store").glob("*.py"))
     for index in sorted(set(re.findall(r'"(by_[a-z_]+)"', store)) - indexes):
         out.append(f"JobsTable: the store queries index {index!r}, which the table lacks")
+    return out
 
+
+def _global_problems(doc: dict[str, Any]) -> list[str]:
+    """Tracing, Powertools' settings, the endpoint override and the sweeper's schedule."""
+    _, resources, glob, _ = _context(doc)
+    out: list[str] = []
     if glob.get("Tracing") != "Active":
         out.append("Globals.Function.Tracing must be Active (X-Ray)")
     variables = (glob.get("Environment") or {}).get("Variables") or {}
@@ -138,7 +177,13 @@ def problems(doc: dict[str, Any]) -> list[str]:
         for ev in (resources["SweeperFunction"]["Properties"].get("Events") or {}).values()
     ):
         out.append("SweeperFunction: no Schedule event")
+    return out
 
+
+def _alarm_problems(doc: dict[str, Any]) -> list[str]:
+    """Every alarm expected, each notifying the alarm topic when one is given."""
+    resources = doc["Resources"]
+    out: list[str] = []
     found = set()
     for lid, res in resources.items():
         if res.get("Type") != "AWS::CloudWatch::Alarm":
@@ -154,11 +199,6 @@ def problems(doc: dict[str, Any]) -> list[str]:
             out.append(f"{lid}: AlarmActions must notify AlarmTopicArn when one is given")
     for alarm in sorted(ALARMS - found):
         out.append(f"no alarm on {alarm[0]} {alarm[1]} of {alarm[2]}")
-
-    for name in sorted(PARAMETERS - set(doc.get("Parameters") or {})):
-        out.append(f"Parameters: {name} is missing")
-    for name in sorted(OUTPUTS - set(doc.get("Outputs") or {})):
-        out.append(f"Outputs: {name} is missing")
     return out
 
 
