@@ -16,11 +16,12 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import loadgen
-from bench.runs import Context, stats_ms
+from bench.context import Context, stats_ms
 from bench.stack import ROOT
 
 
@@ -35,7 +36,16 @@ def unavailable() -> str | None:
     return None
 
 
-def run(ctx: Context, n: int, workers: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Rig:
+    """The queue and result table every Celery run of one bench shares, and the worker's
+    environment: made once, so each run alternated with taskq's starts only a worker."""
+
+    env: dict[str, str]
+    table: str
+
+
+def prepare(ctx: Context) -> Rig:
     stack = ctx.stack
     port = stack.moto.port
     queue = f"{stack.stage}-celery"
@@ -56,8 +66,14 @@ def run(ctx: Context, n: int, workers: int) -> dict[str, Any]:
         "BENCH_CELERY_QUEUE": queue,
         "BENCH_CELERY_QUEUE_URL": url,
     }
-    log_path = stack.workdir / "celery.log"
-    worker = _start_worker(env, workers, log_path)
+    return Rig(env, table)
+
+
+def run(ctx: Context, rig: Rig, n: int, workers: int) -> dict[str, Any]:
+    """One measured run: a fresh worker (stopped after, so it polls nothing during taskq's
+    runs), warmed, then n jobs."""
+    env, table = rig.env, rig.table
+    worker = _start_worker(env, workers, ctx.stack.workdir / "celery.log")
     try:
         ctx.progress("celery: warming up the worker")
         warm = _submit(ctx, env, 2 * workers)

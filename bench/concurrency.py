@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench import runs
+from bench.context import Context, Phase, calls_summary, invocation_summary, stats_ms
 from bench.report import _goal, _lat, _n, _table, median
 from bench.stack import WORKER
 
@@ -44,7 +45,7 @@ class Sizes:
         return self.thread_jobs if task == "sleep" else self.io_jobs
 
 
-def measure(ctx: runs.Context, sizes: Sizes) -> dict[str, Any]:
+def measure(ctx: Context, sizes: Sizes) -> dict[str, Any]:
     stack = ctx.stack
     spec = stack.template_sqs
     job_id = _finished_job(ctx)
@@ -100,7 +101,7 @@ def measure(ctx: runs.Context, sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-def _finished_job(ctx: runs.Context) -> str:
+def _finished_job(ctx: Context) -> str:
     """A completed job, for warm-up records (the worker acknowledges it, nothing runs)."""
     stack = ctx.stack
     spec = stack.template_sqs
@@ -114,7 +115,7 @@ def _finished_job(ctx: runs.Context) -> str:
     return ids[0]
 
 
-def _warm(ctx: runs.Context, job_id: str, sandboxes: int) -> None:
+def _warm(ctx: Context, job_id: str, sandboxes: int) -> None:
     """Start `sandboxes` sandboxes of the poller's function at once, each then making an AWS
     call (its aioboto3 import and first client), so no measured invocation pays for them."""
     worker = ctx.stack.poller.function
@@ -127,7 +128,7 @@ def _warm(ctx: runs.Context, job_id: str, sandboxes: int) -> None:
             thread.join(60)
 
 
-def _io_run(ctx: runs.Context, task: str, sizes: Sizes, label: str) -> dict[str, Any]:
+def _io_run(ctx: Context, task: str, sizes: Sizes, label: str) -> dict[str, Any]:
     """`sizes.jobs(task)` jobs of `task` (waits io_seconds) in one POST /jobs:batch while
     the worker runs with the template's poller settings; submit → last completion."""
     stack = ctx.stack
@@ -143,7 +144,7 @@ def _io_run(ctx: runs.Context, task: str, sizes: Sizes, label: str) -> dict[str,
         json.dumps({"jobs": [job] * min(ctx.sizes.batch_size, n - start)}).encode()
         for start in range(0, n, ctx.sizes.batch_size)
     ]
-    phase = runs.Phase(ctx, name)
+    phase = Phase(ctx, name)
     replies = runs.submit(ctx, "/jobs:batch", bodies, 1)
     ids = [i for r in replies for i in r[3]]
     complete = runs.wait_done(ctx, base, ids, ctx.sizes.deadline_s)
@@ -166,15 +167,15 @@ def _io_run(ctx: runs.Context, task: str, sizes: Sizes, label: str) -> dict[str,
         "worker_jobs_per_s": (
             round(jobs / (last - claimed), 2) if claimed and last > claimed else None
         ),
-        "completed_after_ms": runs.stats_ms([t["completed"] - first for t in times.values()]),
-        "worker": runs.invocation_summary(invocations, jobs),
+        "completed_after_ms": stats_ms([t["completed"] - first for t in times.values()]),
+        "worker": invocation_summary(invocations, jobs),
         # Records the worker was handed per job: above 1 when records were given back.
         "records_per_job": round(sum(i.records for i in invocations) / max(jobs, 1), 2),
-        "calls_worker": runs.calls_summary(data.group(stack, "worker"), jobs),
+        "calls_worker": calls_summary(data.group(stack, "worker"), jobs),
         # The worker's own AWS calls as it waited for them (moto takes DynamoDB requests one
         # at a time, so a batch's concurrent claims and completions queue there).
         "handler_call_ms_per_job": round(sum(max(c.ms, 0.0) for c in own) / max(jobs, 1), 1),
-        "dynamodb_call_ms": runs.stats_ms(
+        "dynamodb_call_ms": stats_ms(
             [c.ms / 1000 for c in own if c.service == "dynamodb" and c.ms >= 0]
         ),
         # Every DynamoDB request moto served in the run (the API's, the worker's) per second.
@@ -196,6 +197,12 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def markdown(bc: dict[str, Any]) -> list[str]:
+    """The report's section: the I/O-bound pairs, then the no-op pair."""
+    return [*_io_table(bc), *_io_goals(bc), *_noop(bc)]
+
+
+def _io_table(bc: dict[str, Any]) -> list[str]:
+    """Each I/O-bound task with each setting: throughput, billed time and why."""
     poller = bc["poller"]
     out = [
         "## Batch concurrency: BatchConcurrency=1 (serial) vs the default (concurrent)",
@@ -239,7 +246,12 @@ def markdown(bc: dict[str, Any]) -> list[str]:
         ],
         rows,
     )
-    out.append("")
+    return out
+
+
+def _io_goals(bc: dict[str, Any]) -> list[str]:
+    """The I/O goals judged per task, and how the table's billed time is counted."""
+    out = [""]
     for task, pair in bc["io"].items():
         billed, rate = pair["billed_ratio"], pair["throughput_ratio"]
         out.append(
@@ -250,8 +262,6 @@ def markdown(bc: dict[str, Any]) -> list[str]:
             f"{_goal(rate >= GOAL_IO_RATIO if rate else None)}; from the first claim "
             f"{_n(pair['worker_throughput_ratio'], 2)}x)."
         )
-    noop = bc["noop"]
-    ratio = noop["ratio"]
     out += [
         "",
         "Billed: the sum of the worker's invocation durations, each rounded up to 1 ms, ÷ jobs. "
@@ -261,6 +271,15 @@ def markdown(bc: dict[str, Any]) -> list[str]:
         "them: the local moto server takes DynamoDB requests one at a time, so a concurrent "
         "batch's calls queue there, and every such millisecond is billed; on AWS they overlap.",
         "",
+    ]
+    return out
+
+
+def _noop(bc: dict[str, Any]) -> list[str]:
+    """CPU-bound no-op jobs: concurrency must not cost throughput when there is no wait."""
+    noop = bc["noop"]
+    ratio = noop["ratio"]
+    out = [
         f"No-op jobs end to end ({noop['jobs']} jobs from {noop[SERIAL][0]['concurrency']} "
         "HTTP clients, as the end-to-end runs above), alternated:",
         "",

@@ -82,6 +82,11 @@ def _celery(r: dict[str, Any]) -> Figure:
         return Figure(None, note=f"Celery not run: {celery['skipped']}")
     if not celery.get("jobs_per_s"):
         return Figure(None, note="Celery not run (make bench runs it; --no-celery skips it)")
+    paired = _dig(celery, "ratio", "runs")
+    if paired:
+        figure = _median(paired)
+        return Figure(figure.value, figure.runs, "taskq run i ÷ Celery run i, alternated")
+    # A results file from before the runs were alternated: one Celery run.
     taskq = [t["jobs_per_s"] for t in _dig(r, "e2e", "taskq") or [] if t.get("jobs_per_s")]
     ratios = [round(t / celery["jobs_per_s"], 3) for t in taskq]
     figure = _median(ratios)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import coldstart, compare, concurrency, cost, headline, logs, prices, report, runs
+from bench.context import Context, Sizes
 from bench.stack import ROOT, BenchStack
 
 
@@ -74,7 +75,7 @@ def stderr_to(path: Path):  # type: ignore[no-untyped-def]
 
 def run(*, quick: bool, out: str, celery: bool) -> int:
     started = time.time()
-    sizes = runs.Sizes.quick() if quick else runs.Sizes()
+    sizes = Sizes.quick() if quick else Sizes()
     out_dir = (ROOT / out).resolve()
     workdir = out_dir / "work"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -92,7 +93,7 @@ def run(*, quick: bool, out: str, celery: bool) -> int:
     progress("cold start: importing each handler in fresh interpreters")
     results["cold_start"] = coldstart.measure(repeats=2 if quick else 3)
     stack = BenchStack(workdir)
-    ctx: runs.Context | None = None
+    ctx: Context | None = None
     try:
         with (
             stderr_to(workdir / "stack.log"),
@@ -101,7 +102,7 @@ def run(*, quick: bool, out: str, celery: bool) -> int:
             progress("starting moto and the stack")
             stack.start()
             twin = stack.provision_twin("c")
-            ctx = runs.Context(
+            ctx = Context(
                 stack,
                 pool,
                 sizes,
@@ -129,7 +130,7 @@ def run(*, quick: bool, out: str, celery: bool) -> int:
     return 0
 
 
-def _measure(ctx: runs.Context, results: dict[str, Any], celery: bool) -> None:
+def _measure(ctx: Context, results: dict[str, Any], celery: bool) -> None:
     progress("warming up: every API and worker sandbox, the load generators")
     list(ctx.pool.map(time.sleep, [0.1, 0.1]))  # start both helper processes now
     runs.warm_up(ctx)
@@ -137,12 +138,7 @@ def _measure(ctx: runs.Context, results: dict[str, Any], celery: bool) -> None:
     results["submit"] = runs.submit_throughput(ctx)
 
     sizes = ctx.sizes
-    taskq_runs, ceiling_runs = [], []
-    for i in range(sizes.e2e_repeats):  # alternated, so drift on the machine hits both alike
-        progress(f"end to end #{i + 1}: emulator ceiling, {sizes.e2e_jobs} jobs")
-        ceiling_runs.append(runs.e2e_ceiling(ctx, f"ceiling-{i}", sizes.e2e_jobs))
-        progress(f"end to end #{i + 1}: taskq, {sizes.e2e_jobs} jobs")
-        taskq_runs.append(runs.e2e_taskq(ctx, f"e2e-{i}", sizes.e2e_jobs))
+    taskq_runs, ceiling_runs, celery_runs, celery_skipped = _end_to_end(ctx, celery)
     ratios = [
         round(t["jobs_per_s"] / c["jobs_per_s"], 3) if t["jobs_per_s"] and c["jobs_per_s"] else None
         for t, c in zip(taskq_runs, ceiling_runs, strict=True)
@@ -194,23 +190,8 @@ def _measure(ctx: runs.Context, results: dict[str, Any], celery: bool) -> None:
         "capped (cap 5)": results["capped"]["calls"],
         "emulator ceiling": ceiling_runs[0]["calls"],
     }
-    if celery and ctx.over_budget():
-        results["celery"] = {
-            "skipped": f"the bench's time budget ({sizes.budget_s:.0f} s) is spent"
-        }
-    elif celery:
-        why_not = compare.unavailable()
-        if why_not:
-            results["celery"] = {"skipped": why_not}
-        else:
-            try:
-                row = compare.run(ctx, sizes.celery_jobs, spec.maximum_concurrency)
-            except Exception as exc:  # a comparison that cannot run is reported, not fatal
-                row = {"skipped": f"Celery run failed: {type(exc).__name__}: {exc}"}
-            if row.get("jobs_per_s"):
-                row["taskq_jobs_per_s"] = best
-                row["taskq_ratio"] = round(best / row["jobs_per_s"], 3)
-            results["celery"] = row
+    if celery:
+        results["celery"] = _celery_summary(celery_runs, taskq_runs, celery_skipped)
     # Last: it deploys the worker a second time (BatchConcurrency=1) next to the template's.
     bc_sizes = concurrency.Sizes.quick() if results["quick"] else concurrency.Sizes()
     try:
@@ -219,6 +200,55 @@ def _measure(ctx: runs.Context, results: dict[str, Any], celery: bool) -> None:
         ctx.stack.stop_poller()
         results["batch_concurrency"] = {"skipped": f"failed: {type(exc).__name__}: {exc}"}
         progress(f"batch concurrency runs failed: {type(exc).__name__}: {exc}")
+
+
+def _end_to_end(
+    ctx: Context, celery: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], str]:
+    """taskq, the emulator ceiling and Celery, alternated run by run so that drift on the
+    machine hits all three alike; with why Celery did not run, if it did not."""
+    sizes = ctx.sizes
+    workers = ctx.stack.template_sqs.maximum_concurrency
+    skipped = compare.unavailable() if celery else "not asked for"
+    rig = compare.prepare(ctx) if not skipped else None
+    taskq_runs, ceiling_runs, celery_runs = [], [], []
+    for i in range(sizes.e2e_repeats):
+        progress(f"end to end #{i + 1}: emulator ceiling, {sizes.e2e_jobs} jobs")
+        ceiling_runs.append(runs.e2e_ceiling(ctx, f"ceiling-{i}", sizes.e2e_jobs))
+        progress(f"end to end #{i + 1}: taskq, {sizes.e2e_jobs} jobs")
+        taskq_runs.append(runs.e2e_taskq(ctx, f"e2e-{i}", sizes.e2e_jobs))
+        if rig is None:
+            continue
+        progress(f"end to end #{i + 1}: Celery, {sizes.celery_jobs} jobs")
+        try:
+            celery_runs.append(compare.run(ctx, rig, sizes.celery_jobs, workers))
+        except Exception as exc:  # a comparison that cannot run is reported, not fatal
+            celery_runs.append({"skipped": f"Celery run failed: {type(exc).__name__}: {exc}"})
+    return taskq_runs, ceiling_runs, celery_runs, skipped or ""
+
+
+def _celery_summary(
+    celery_runs: list[dict[str, Any]], taskq_runs: list[dict[str, Any]], skipped: str
+) -> dict[str, Any]:
+    """The median Celery run (its latency is the one shown), every run's rate, and taskq ÷
+    Celery for each alternated pair, with their median."""
+    done = sorted((c for c in celery_runs if c.get("jobs_per_s")), key=lambda c: c["jobs_per_s"])
+    if not done:
+        failed = next((c["skipped"] for c in celery_runs if "skipped" in c), None)
+        return {"skipped": skipped or failed or "no Celery run completed"}
+    ratios = [
+        round(t["jobs_per_s"] / c["jobs_per_s"], 3)
+        if t.get("jobs_per_s") and c.get("jobs_per_s")
+        else None
+        for t, c in zip(taskq_runs, celery_runs, strict=False)
+    ]
+    return {
+        **done[len(done) // 2],
+        "jobs_per_s_runs": [c.get("jobs_per_s") for c in celery_runs],
+        "ratio": {"runs": ratios, "median": report.median(ratios)},
+        "taskq_jobs_per_s": report.median([t.get("jobs_per_s") for t in taskq_runs]),
+        "taskq_ratio": report.median(ratios),
+    }
 
 
 def _template_row(
@@ -265,53 +295,14 @@ def _typical(run: dict[str, Any], group: str = "api") -> float:
 
 
 def _cost(results: dict[str, Any], stack: BenchStack) -> dict[str, Any]:
+    """Two modes priced from this run: single submits in a steady flow, and batch submits
+    with the backlog drained at the template's poller settings."""
     settings = stack.settings
     spec = stack.template_sqs
     log_bytes = results["logs"]
     e2e = results["e2e"]["taskq"][0]
     batch = max(results["submit"]["batch"], key=lambda b: b["jobs"])
     drain = _template_row(results["scaling"], spec.maximum_concurrency, spec.batch_size) or e2e
-
-    def usage(api_run: dict[str, Any], worker_run: dict[str, Any], http: float) -> cost.Usage:
-        a, w = api_run["usage"]["api"], worker_run["usage"]["worker"]
-        logged = log_bytes[api_run["window"]]["api"] / max(api_run["jobs"], 1) + log_bytes[
-            worker_run["window"]
-        ]["worker"] / max(worker_run["jobs"], 1)
-        return cost.Usage(
-            api_invocations=a["invocations"],
-            api_billed_ms=a["billed_ms"],
-            worker_invocations=w["invocations"],
-            worker_billed_ms=w["billed_ms"],
-            dynamodb_wru=a["wru"] + w["wru"],
-            dynamodb_rru=a["rru"] + w["rru"],
-            sqs_requests=a["sqs_requests"] + w["sqs_requests"],
-            http_requests=http,
-            log_bytes=logged,
-        )
-
-    def aws_latency(
-        u: cost.Usage, api_run: dict[str, Any], worker_run: dict[str, Any]
-    ) -> cost.Usage:
-        """The same usage, the handlers' calls re-timed at AWS_CALL_MS instead of moto's."""
-        a, w = api_run["usage"]["api"], worker_run["usage"]["worker"]
-        api_ms = a["billed_ms"] - a["handler_call_ms"] + a["handler_calls"] * _typical(api_run)
-        worker_ms = (
-            w["billed_ms"]
-            - w["handler_call_ms"]
-            + w["handler_calls"] * _typical(worker_run, "worker")
-        )
-        return dataclasses.replace(
-            u, api_billed_ms=max(api_ms, 0.0), worker_billed_ms=max(worker_ms, 0.0)
-        )
-
-    def priced(u: cost.Usage) -> dict[str, float]:
-        return cost.per_million(
-            u,
-            api_memory_mb=settings["api_memory_mb"],
-            worker_memory_mb=settings["worker_memory_mb"],
-            architecture=settings["architecture"],
-        )
-
     modes = {
         "POST /jobs, steady flow": (e2e, e2e, e2e["api"]["per_job"]),
         f"POST /jobs:batch ({batch['batch_size']}), backlog": (
@@ -320,42 +311,103 @@ def _cost(results: dict[str, Any], stack: BenchStack) -> dict[str, Any]:
             batch["api"]["per_job"],
         ),
     }
-    out_modes = {}
-    for name, (api_run, worker_run, http) in modes.items():
-        measured = usage(api_run, worker_run, http)
-        lines = priced(measured)
-        at_aws = priced(aws_latency(measured, api_run, worker_run))
-        lines["Lambda duration at AWS call latency (est.)"] = at_aws["Lambda duration"]
-        lines["total at AWS call latency (est.)"] = at_aws["total"]
-        first = dataclasses.replace(
-            measured,
-            dynamodb_wru=api_run["usage"]["api"].get("wru_first_design", 0.0)
-            + worker_run["usage"]["worker"].get("wru_first_design", 0.0),
-        )
-        out_modes[name] = {
-            "usage": {k: round(v, 4) for k, v in cost.usage_dict(measured).items()},
-            "per_million": {k: round(v, 4) for k, v in lines.items()},
-            # the same calls under the indexes as first built (cost.FIRST_DESIGN_INDEXES)
-            "wru_first_design": round(first.dynamodb_wru, 4),
-            "per_million_first_design": {k: round(v, 4) for k, v in priced(first).items()},
-        }
-    return {
-        "modes": out_modes,
-        "note": (
-            f"Counted calls and measured handler durations from this run, priced at "
-            f"{prices.REGION} list prices ({prices.AS_OF}; bench/prices.py), "
-            f"{settings['architecture']}, {settings['api_memory_mb']} MB. DynamoDB writes are "
-            f"capacity units: a job item of {results['item']['bytes']} bytes is "
-            f"{results['item']['kb']} KB a write; the create is also written to the by_phase "
-            "and by_task indexes, the finish to by_phase twice (a delete and a put: the phase "
-            "moves from live to the outcome), and the claim to neither (it changes no key "
-            "and nothing they project); each write as the probe saw it. Durations come from a "
-            "loaded 2-core machine talking to moto, not from "
-            "Lambda talking to DynamoDB. SQS requests include empty receives made while "
-            "gathering batches. Logs are the functions' measured lines plus an estimate of "
-            "Lambda's START/END/REPORT lines; X-Ray assumes 5% sampling. Free tiers left out. "
-            "The two (est.) lines re-time each call the handlers made at an assumed in-region "
-            f"latency (DynamoDB {cost.AWS_CALL_MS['dynamodb']:g} ms, SQS "
-            f"{cost.AWS_CALL_MS['sqs']:g} ms) instead of moto's on this machine."
-        ),
+    out_modes = {
+        name: _cost_mode(api_run, worker_run, http, log_bytes, settings)
+        for name, (api_run, worker_run, http) in modes.items()
     }
+    return {"modes": out_modes, "note": _cost_note(results, settings)}
+
+
+def _cost_mode(
+    api_run: dict[str, Any],
+    worker_run: dict[str, Any],
+    http: float,
+    log_bytes: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """One mode's usage and price lines, as measured, at AWS call latency, and under the
+    indexes as first built (the same calls; only the write units differ)."""
+    measured = _usage(api_run, worker_run, http, log_bytes)
+    lines = _priced(measured, settings)
+    at_aws = _priced(_at_aws_latency(measured, api_run, worker_run), settings)
+    lines["Lambda duration at AWS call latency (est.)"] = at_aws["Lambda duration"]
+    lines["total at AWS call latency (est.)"] = at_aws["total"]
+    first = dataclasses.replace(
+        measured,
+        dynamodb_wru=api_run["usage"]["api"].get("wru_first_design", 0.0)
+        + worker_run["usage"]["worker"].get("wru_first_design", 0.0),
+    )
+    return {
+        "usage": {k: round(v, 4) for k, v in cost.usage_dict(measured).items()},
+        "per_million": {k: round(v, 4) for k, v in lines.items()},
+        # the same calls under the indexes as first built (cost.FIRST_DESIGN_INDEXES)
+        "wru_first_design": round(first.dynamodb_wru, 4),
+        "per_million_first_design": {k: round(v, 4) for k, v in _priced(first, settings).items()},
+    }
+
+
+def _usage(
+    api_run: dict[str, Any], worker_run: dict[str, Any], http: float, log_bytes: dict[str, Any]
+) -> cost.Usage:
+    """A job's usage: the API's side from one run, the worker's from another (they may
+    differ: batch submits are drained by a separate backlog run)."""
+    a, w = api_run["usage"]["api"], worker_run["usage"]["worker"]
+    logged = log_bytes[api_run["window"]]["api"] / max(api_run["jobs"], 1) + log_bytes[
+        worker_run["window"]
+    ]["worker"] / max(worker_run["jobs"], 1)
+    return cost.Usage(
+        api_invocations=a["invocations"],
+        api_billed_ms=a["billed_ms"],
+        worker_invocations=w["invocations"],
+        worker_billed_ms=w["billed_ms"],
+        dynamodb_wru=a["wru"] + w["wru"],
+        dynamodb_rru=a["rru"] + w["rru"],
+        sqs_requests=a["sqs_requests"] + w["sqs_requests"],
+        http_requests=http,
+        log_bytes=logged,
+    )
+
+
+def _at_aws_latency(
+    u: cost.Usage, api_run: dict[str, Any], worker_run: dict[str, Any]
+) -> cost.Usage:
+    """The same usage, the handlers' calls re-timed at AWS_CALL_MS instead of moto's."""
+    a, w = api_run["usage"]["api"], worker_run["usage"]["worker"]
+    api_ms = a["billed_ms"] - a["handler_call_ms"] + a["handler_calls"] * _typical(api_run)
+    worker_ms = (
+        w["billed_ms"] - w["handler_call_ms"] + w["handler_calls"] * _typical(worker_run, "worker")
+    )
+    return dataclasses.replace(
+        u, api_billed_ms=max(api_ms, 0.0), worker_billed_ms=max(worker_ms, 0.0)
+    )
+
+
+def _priced(u: cost.Usage, settings: dict[str, Any]) -> dict[str, float]:
+    """Per million jobs, at the template's memory sizes and architecture."""
+    return cost.per_million(
+        u,
+        api_memory_mb=settings["api_memory_mb"],
+        worker_memory_mb=settings["worker_memory_mb"],
+        architecture=settings["architecture"],
+    )
+
+
+def _cost_note(results: dict[str, Any], settings: dict[str, Any]) -> str:
+    """What the figures rest on, so a reader can tell measured from assumed."""
+    return (
+        f"Counted calls and measured handler durations from this run, priced at "
+        f"{prices.REGION} list prices ({prices.AS_OF}; bench/prices.py), "
+        f"{settings['architecture']}, {settings['api_memory_mb']} MB. DynamoDB writes are "
+        f"capacity units: a job item of {results['item']['bytes']} bytes is "
+        f"{results['item']['kb']} KB a write; the create is also written to the by_phase "
+        "and by_task indexes, the finish to by_phase twice (a delete and a put: the phase "
+        "moves from live to the outcome), and the claim to neither (it changes no key "
+        "and nothing they project); each write as the probe saw it. Durations come from a "
+        "loaded 2-core machine talking to moto, not from "
+        "Lambda talking to DynamoDB. SQS requests include empty receives made while "
+        "gathering batches. Logs are the functions' measured lines plus an estimate of "
+        "Lambda's START/END/REPORT lines; X-Ray assumes 5% sampling. Free tiers left out. "
+        "The two (est.) lines re-time each call the handlers made at an assumed in-region "
+        f"latency (DynamoDB {cost.AWS_CALL_MS['dynamodb']:g} ms, SQS "
+        f"{cost.AWS_CALL_MS['sqs']:g} ms) instead of moto's on this machine."
+    )

@@ -73,6 +73,16 @@ def test_every_key_is_a_number_taken_from_the_runs() -> None:
     assert set(headline.GOALS) <= set(block)
 
 
+def test_celery_runs_alternated_with_taskq_are_paired_run_by_run() -> None:
+    r = results()
+    r["celery"] = {"jobs_per_s": 20.0, "ratio": {"runs": [1.2, None, 0.8, 1.0]}}
+    block = headline.compute(r)
+    assert block["ratio_to_celery"] == 1.0  # median of the pairs that both completed
+    assert block["spread"]["ratio_to_celery"] == [0.8, 1.2]
+    assert block["runs"]["ratio_to_celery"] == 3
+    assert "alternated" in block["notes"]["ratio_to_celery"]
+
+
 def test_goals_are_judged_both_ways() -> None:
     met = headline.compute(results())["met"]
     assert met["ratio_to_ceiling"] is True  # 0.9 >= 0.9
