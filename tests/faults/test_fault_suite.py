@@ -1,4 +1,4 @@
-"""The counted fault suite (see harness.py). `make test` runs a few hundred jobs; `make faults`
+"""The counted fault suite (see suite.py). `make test` runs a few hundred jobs; `make faults`
 sets TASKQ_FAULT_JOBS=2000. TASKQ_FAULT_SEED replays a run's plan (the report prints its seed);
 TASKQ_FAULT_DEADLINE_S overrides the deadline by which every job must be finished."""
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from infra.emulator import MotoServer
-from tests.faults.harness import FaultSuite, SuiteConfig
+from tests.faults.plan import SuiteConfig
+from tests.faults.suite import FaultSuite
 
 SMALL_RUN_JOBS = 300
 CONFIG = SuiteConfig.from_env(default_jobs=SMALL_RUN_JOBS)

@@ -35,7 +35,7 @@ from taskq.jobs import PAYLOAD_MAX_BYTES, JobService
 from taskq.models import JobRequest
 from taskq.store import JobStore, NewJob
 from taskq.tasks import load_tasks
-from tests.faults.harness import deploy, direct_client
+from tests.faults.stack import deploy, direct_client
 from tests.integration.http import Reply, call, wait_for_status
 
 pytestmark = pytest.mark.integration

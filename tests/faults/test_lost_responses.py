@@ -22,7 +22,8 @@ from infra.emulator import MotoServer
 from infra.local_cloud import LocalCloud
 from taskq.models import QueueMessage
 from taskq.store import JobStore, NewJob
-from tests.faults.harness import ExecutionLog, _keyed_id, deploy, direct_client
+from tests.faults.ledger import ExecutionLog
+from tests.faults.stack import deploy, direct_client, keyed_job_id
 from tests.integration.http import Reply, call
 
 pytestmark = pytest.mark.integration
@@ -147,7 +148,7 @@ def test_a_lost_put_on_submit_still_answers_202_and_runs_once(stack: Stack) -> N
 
 def test_a_lost_claim_does_not_burn_the_only_attempt(stack: Stack) -> None:
     key = fresh_key()
-    job_id = _keyed_id(key)
+    job_id = keyed_job_id(key)
     lost = stack.lose_once(update_of(job_id, "running"))
     assert stack.submit({"n": 2}, key, attempts=1).status == 202
     done = stack.wait(job_id, {"completed", "failed"})
@@ -159,7 +160,7 @@ def test_a_lost_claim_does_not_burn_the_only_attempt(stack: Stack) -> None:
 
 def test_a_lost_completion_is_not_run_again(stack: Stack) -> None:
     key = fresh_key()
-    job_id = _keyed_id(key)
+    job_id = keyed_job_id(key)
     lost = stack.lose_once(update_of(job_id, "completed"))
     assert stack.submit({"n": 3}, key).status == 202
     done = stack.wait(job_id, {"completed", "failed"})
@@ -170,7 +171,7 @@ def test_a_lost_completion_is_not_run_again(stack: Stack) -> None:
 
 def test_a_lost_retry_still_schedules_the_retry(stack: Stack) -> None:
     key = fresh_key()
-    job_id = _keyed_id(key)
+    job_id = keyed_job_id(key)
     lost = stack.lose_once(update_of(job_id, "retrying"))
     assert stack.submit({"n": 4, "fail_until": 1}, key).status == 202
     # Backoff is 1-2 s: without the sweeper (not running here) the retry must still come.
@@ -181,7 +182,7 @@ def test_a_lost_retry_still_schedules_the_retry(stack: Stack) -> None:
 
 def test_a_lost_failure_still_puts_the_message_in_the_dlq(stack: Stack) -> None:
     key = fresh_key()
-    job_id = _keyed_id(key)
+    job_id = keyed_job_id(key)
     lost = stack.lose_once(update_of(job_id, "failed"))
     assert stack.submit({"n": 5, "permanent": True}, key).status == 202
     done = stack.wait(job_id, {"completed", "failed"})
@@ -202,7 +203,7 @@ def test_a_lost_cancel_answers_200(stack: Stack) -> None:
 
 def test_a_lost_send_on_submit_runs_the_job_once(stack: Stack) -> None:
     key = fresh_key()
-    job_id = _keyed_id(key)
+    job_id = keyed_job_id(key)
     lost = stack.lose_once(lambda c: c.operation == "SendMessage" and job_id in c.job_ids())
     assert stack.submit({"n": 7}, key).status == 202
     done = stack.wait(job_id, {"completed"})
@@ -212,7 +213,7 @@ def test_a_lost_send_on_submit_runs_the_job_once(stack: Stack) -> None:
 
 def test_a_lost_dead_letter_send_is_not_lost(stack: Stack) -> None:
     key = fresh_key()
-    job_id = _keyed_id(key)
+    job_id = keyed_job_id(key)
     body = QueueMessage(job_id=job_id, task="chaos").model_dump_json()
     lost = stack.lose_once(
         lambda c: c.operation == "SendMessage" and c.json.get("MessageBody") == body

@@ -22,7 +22,9 @@ from infra.local_cloud import LocalCloud
 from infra.sandbox import LocalFunction
 from taskq.models import Job
 from taskq.store import JobStore, NewJob
-from tests.faults.harness import STALE_S, ExecutionLog, deploy, direct_client, scheduled_event
+from tests.faults.ledger import ExecutionLog
+from tests.faults.stack import deploy, direct_client, scheduled_event
+from tests.faults.timing import STALE_S
 
 pytestmark = pytest.mark.integration
 
