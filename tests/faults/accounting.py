@@ -15,10 +15,9 @@ from tests.faults.ledger import Execution, Ledger
 from tests.faults.plan import JobPlan
 from tests.faults.report import Report, execution_lines, fault_lines, figures, outcome_lines
 from tests.faults.suite_state import SuiteState
-from tests.faults.timing import LEASE_S, STALE_S, WORKER_TIMEOUT_S
+from tests.faults.timing import ABANDONED, LEASE_S, STALE_S, WORKER_TIMEOUT_S
 
 TERMINAL_EVENTS = {str(Status.COMPLETED), str(Status.FAILED), str(Status.CANCELLED)}
-ABANDONED = "lease expired"  # in the error of store.fail_abandoned's event
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from taskq.models import Job, Status
+from tests.faults.timing import ABANDONED
 
 CAPPED_TASK = "chaos_capped"
 CAP = 3  # chaos_capped's concurrency
@@ -39,21 +40,42 @@ def assign(plans: list[Any], rng: random.Random) -> list[Any]:
 def attempt_spans(jobs: list[Job], lease_s: float) -> list[tuple[float, float]]:
     """Each attempt's (claim, outcome); an attempt without an outcome held until its lease
     lapsed, or until the job's next claim if that came first."""
+    return [(start, end) for start, end, _ in _labelled_spans(jobs, lease_s)]
+
+
+def _labelled_spans(jobs: list[Job], lease_s: float) -> list[tuple[float, float, str]]:
+    """attempt_spans, each with "job id #attempt" (for a violation that names them).
+
+    A failure found abandoned (its lease had lapsed: fail_abandoned) is not the attempt's
+    outcome: whoever found it wrote it later, so that attempt ended by its lease."""
     spans = []
     for job in jobs:
         start: float | None = None
+        label = ""
         for event in job.events:
             at = event.at.timestamp()
             if event.kind == Status.RUNNING:
                 if start is not None:
-                    spans.append((start, min(at, start + lease_s)))
-                start = at
+                    spans.append((start, min(at, start + lease_s), label))
+                start, label = at, f"{job.id} #{event.attempt}"
             elif start is not None and event.kind in ("completed", "retrying", "failed"):
-                spans.append((start, at))
+                abandoned = event.kind == "failed" and ABANDONED in (event.error or "")
+                spans.append((start, min(at, start + lease_s) if abandoned else at, label))
                 start = None
         if start is not None:
-            spans.append((start, start + lease_s))
+            spans.append((start, start + lease_s, label))
     return spans
+
+
+def crowded(jobs: list[Job], lease_s: float) -> list[str]:
+    """The attempts holding the task at the first instant the most of them did."""
+    spans = _labelled_spans(jobs, lease_s)
+    most = most_at_once([(s, e) for s, e, _ in spans])
+    for start, _, _ in sorted(spans):
+        holding = sorted(label for s, e, label in spans if s <= start < e)
+        if len(holding) == most:
+            return [f"{label} from {start:.2f}" for label in holding]
+    return []
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:
@@ -69,7 +91,10 @@ def account_capacity(jobs: dict[str, Job], lease_s: float) -> tuple[list[str], l
     """(report lines, violations) for priorities and the cap."""
     capped = [j for j in jobs.values() if j.task == CAPPED_TASK]
     peak = most_at_once(attempt_spans(capped, lease_s))
-    violations = [f"{CAPPED_TASK}: {peak} attempts at once, over its cap of {CAP}"] * (peak > CAP)
+    violations = [
+        f"{CAPPED_TASK}: {peak} attempts at once, over its cap of {CAP}: "
+        + "; ".join(crowded(capped, lease_s))
+    ] * (peak > CAP)
     if not capped:
         violations.append(f"never exercised: {CAPPED_TASK}")
     by_priority = Counter(str(j.priority) for j in jobs.values())

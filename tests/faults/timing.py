@@ -18,4 +18,7 @@ OVERRUN_S = LEASE_S + 3.0  # past the lease, under the function timeout: fencing
 HANG_S = WORKER_TIMEOUT_S + 10.0  # past the function timeout: the invocation is killed
 STALE_S = 10  # TASKQ_STALE_AFTER_SECONDS for the sweeper (production: 300)
 SWEEP_EVERY_S = 2.5
+# In the error of store.fail_abandoned's event: written by whoever found the last attempt's
+# lease lapsed, at that moment, not by the attempt (which ended by its lease).
+ABANDONED = "lease expired"
 assert VISIBILITY_S < SLOW_S < TASK_TIMEOUT_S < LEASE_S < OVERRUN_S < WORKER_TIMEOUT_S < HANG_S
