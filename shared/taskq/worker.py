@@ -235,6 +235,7 @@ class Worker:
         except InvalidTransition as exc:
             # Our lease lapsed and a newer attempt owns the job: drop our result.
             logger.warning("result discarded: the job moved on", extra={"detail": str(exc)})
+            await self._moved_on(record, job.id)
             return
         logger.info("job completed", extra={"duration_s": round(self.clock() - started, 3)})
         metrics.job_completed(self.clock() - started)
@@ -273,6 +274,7 @@ class Worker:
             await self.store.apply(write)
         except InvalidTransition:
             logger.warning("retry not recorded: the job moved on")
+            await self._moved_on(record, job.id)
             return
         logger.info("job will retry", extra={"delay_s": delay, "error": error})
         metrics.job_retried()
@@ -287,8 +289,20 @@ class Worker:
             job = await self.store.apply(write)
         except InvalidTransition:
             logger.warning("failure not recorded: the job moved on")
+            await self._moved_on(record, job.id)
             return
         await self._to_dlq(record, job)
+
+    async def _moved_on(self, record: SQSRecord, job_id: str) -> None:
+        """Our attempt's outcome was refused: the job is another attempt's, or finished.
+        The record is acknowledged, unless the job failed and its DLQ message is not known
+        to be sent: the failing worker may have died before its send, and this record may
+        be the job's last message, without which nothing would ever finish the hand-off
+        (the sweeper does not look at failed jobs). Then it goes the way of any delivery
+        of a failed job."""
+        job = await self.store.find(job_id)
+        if job is not None and job.status == Status.FAILED and not job.dead_lettered:
+            await self._failed_again(record, job)
 
     async def _to_dlq(self, record: SQSRecord, job: Job) -> None:
         """The job is failed and this worker holds its hand-off token: send its one DLQ

@@ -7,14 +7,16 @@ from typing import Any
 
 from taskq.dlq_entries import DeadEntry, Kind
 from taskq.jobs import JobService
-from taskq.models import Status
-from taskq.queue import DeadLetter, JobQueue
+from taskq.models import JobRequest, Status
+from taskq.queue import AsyncJobQueue, DeadLetter, JobQueue
 from taskq.store import JobStore
+from taskq.store.aio import AsyncJobStore
 from taskq.store.transitions import HANDOFF_HOLD_S
+from taskq.tasks import JobContext, TaskRegistry
 from taskq.worker import Worker
 from tests.unit import test_worker
 from tests.unit.conftest import FakeClock
-from tests.unit.test_worker import RUNS, dead_letters, failures, receive, submit
+from tests.unit.test_worker import RUNS, Spec, dead_letters, failures, receive, submit
 
 parts = test_worker.parts  # the fixture: a JobService and a Worker over moto
 
@@ -116,3 +118,32 @@ def test_redrive_clears_the_hand_off(
     redriven = store.redrive(job_id)
     assert redriven.handoff is None and redriven.handoff_until is None
     assert not redriven.dead_lettered
+
+
+def test_an_attempt_that_lost_its_job_to_a_failure_keeps_the_message_for_the_hand_off(
+    store: JobStore, queue: JobQueue, sqs: Any, clock: FakeClock
+) -> None:
+    """The 10,000-job fault run's lost DLQ message: while a slow attempt ran, another
+    delivery failed the job (its lease had lapsed, no attempts left) and died before its
+    DLQ send. The slow attempt's outcome is refused; acknowledging its record deleted the
+    job's last message, and nothing ever sent the DLQ copy. Now the record stays until the
+    hand-off is done: looked at again while the failer's hold runs, taken over after."""
+    registry = TaskRegistry()
+
+    @registry.task(name="overtaken", max_attempts=1)
+    def overtaken(payload: Spec, ctx: JobContext) -> str:
+        store.fail(ctx.job_id, ctx.attempt, "found abandoned by another delivery, which died")
+        return "too late"
+
+    service = JobService(store, queue, registry)
+    worker = Worker(AsyncJobStore.beside(store), AsyncJobQueue.beside(queue), registry, clock=clock)
+    job_id = service.submit(JobRequest(task="overtaken", payload={})).job.id
+    event = receive(sqs, queue.queue_url)
+    assert failures(worker.handle_batch(event)) == {event["Records"][0]["messageId"]}
+    assert dead_letters(sqs, queue) == []  # the failer's hold still runs: nothing sent yet
+    clock.advance(HANDOFF_HOLD_S + 1)
+    assert failures(worker.handle_batch(event)) == set()
+    [dead] = dead_letters(sqs, queue)
+    job = service.get(job_id)
+    assert job.status == Status.FAILED and job.dead_lettered
+    assert dead["MessageAttributes"]["taskq-handoff"]["StringValue"] == job.handoff
