@@ -139,10 +139,7 @@ def _measure(ctx: Context, results: dict[str, Any], celery: bool) -> None:
 
     sizes = ctx.sizes
     taskq_runs, ceiling_runs, celery_runs, celery_skipped = _end_to_end(ctx, celery)
-    ratios = [
-        round(t["jobs_per_s"] / c["jobs_per_s"], 3) if t["jobs_per_s"] and c["jobs_per_s"] else None
-        for t, c in zip(taskq_runs, ceiling_runs, strict=True)
-    ]
+    ratios = _paired_ratios(taskq_runs, ceiling_runs)
     spec = ctx.stack.template_sqs
     results["e2e"] = {
         "taskq": taskq_runs,
@@ -227,6 +224,18 @@ def _end_to_end(
     return taskq_runs, ceiling_runs, celery_runs, skipped or ""
 
 
+def _paired_ratios(
+    taskq_runs: list[dict[str, Any]], others: list[dict[str, Any]]
+) -> list[float | None]:
+    """taskq run i's throughput ÷ the alternated run i's; None where either has none."""
+    return [
+        round(t["jobs_per_s"] / o["jobs_per_s"], 3)
+        if t.get("jobs_per_s") and o.get("jobs_per_s")
+        else None
+        for t, o in zip(taskq_runs, others, strict=True)
+    ]
+
+
 def _celery_summary(
     celery_runs: list[dict[str, Any]], taskq_runs: list[dict[str, Any]], skipped: str
 ) -> dict[str, Any]:
@@ -236,12 +245,7 @@ def _celery_summary(
     if not done:
         failed = next((c["skipped"] for c in celery_runs if "skipped" in c), None)
         return {"skipped": skipped or failed or "no Celery run completed"}
-    ratios = [
-        round(t["jobs_per_s"] / c["jobs_per_s"], 3)
-        if t.get("jobs_per_s") and c.get("jobs_per_s")
-        else None
-        for t, c in zip(taskq_runs, celery_runs, strict=False)
-    ]
+    ratios = _paired_ratios(taskq_runs, celery_runs)
     return {
         **done[len(done) // 2],
         "jobs_per_s_runs": [c.get("jobs_per_s") for c in celery_runs],
